@@ -1,0 +1,8 @@
+"""repotool: signed Python package repositories, apt's user model, TUF's protections.
+
+Nothing heavy is imported here: the CLI's start-up budget (SPEC §5) depends on it.
+"""
+
+__all__ = ["__version__"]
+
+__version__ = "0.1.0"

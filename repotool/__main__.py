@@ -1,0 +1,3 @@
+from repotool.cli import main
+
+main()

@@ -1,0 +1,151 @@
+"""``repo check``: the publisher's self-audit, verifying the tree as a client would.
+
+The metadata is walked with python-tuf's ``Updater`` over a ``file://`` URL,
+bootstrapped from ``1.root.json`` (so the whole root chain is verified), then every
+target in ``targets`` and in every bin is checked on disk (length, sha256), every
+shard is parsed and each distribution it lists must match its bin entry. All
+problems are collected; the report lists each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from repotool.errors import RepotoolError, UserError
+from repotool.layout import METADATA_DIR, target_disk_path
+
+__all__ = ["CheckReport", "check_repository"]
+
+
+@dataclass
+class CheckReport:
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    targets: int = 0
+    files: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _hash(path: Path) -> tuple[str, int] | None:
+    try:
+        h = hashlib.sha256()
+        n = 0
+        with open(path, "rb") as f:
+            while chunk := f.read(1024 * 1024):
+                h.update(chunk)
+                n += len(chunk)
+        return h.hexdigest(), n
+    except OSError:
+        return None
+
+
+def check_repository(directory: Path, *, now: datetime) -> CheckReport:
+    from tuf.api import exceptions as tuf_exc
+    from tuf.ngclient import Updater
+
+    from repotool.format.index import Shard
+    from repotool.transport import Fetcher, translate_download_error
+
+    report = CheckReport()
+    meta = directory / METADATA_DIR
+    first = meta / "1.root.json"
+    if not first.is_file():
+        raise UserError(f"{str(directory)!r} holds no published repository (no {first.name})")
+    url = directory.resolve().as_uri() + "/"
+    work = Path(tempfile.mkdtemp(prefix="repotool-check-"))
+    try:
+        up = Updater(str(work), url + "metadata/", None, url, Fetcher(),
+                     bootstrap=first.read_bytes())
+        up._trusted_set.reference_time = now
+        try:
+            up.refresh()
+        except tuf_exc.RepositoryError as e:
+            report.problems.append(f"metadata: {e}")
+            return report
+        except tuf_exc.DownloadError as e:
+            report.problems.append(f"metadata: {translate_download_error(e)}")
+            return report
+        ts = up._trusted_set
+        for role in ("root", "timestamp", "snapshot", "targets"):
+            md = ts[role]
+            left = md.expires - now
+            lifetime = {"root": 365, "targets": 90, "snapshot": 7, "timestamp": 1}[role]
+            if left < timedelta(days=lifetime) / 4:
+                report.warnings.append(
+                    f"{role} expires soon: {md.expires:%Y-%m-%d %H:%M:%S} UTC")
+        # every target of targets and of every bin
+        bin_targets: dict[str, Any] = {}
+        delegations = ts.targets.delegations
+        if delegations is None or delegations.succinct_roles is None:
+            report.problems.append("targets: no bins delegation")
+            return report
+        for name in delegations.succinct_roles.get_roles():
+            try:
+                up._load_targets(name, "targets")
+            except (tuf_exc.RepositoryError, tuf_exc.DownloadError, RepotoolError) as e:
+                report.problems.append(f"{name}: {e}")
+                continue
+            for path, tf in ts[name].targets.items():  # type: ignore[attr-defined]
+                bin_targets[path] = tf
+                if delegations.succinct_roles.get_role_for_target(path) != name:
+                    report.problems.append(f"{name}: lists {path!r}, which belongs elsewhere")
+        all_targets = {**ts.targets.targets, **bin_targets}
+        for path, tf in sorted(all_targets.items()):
+            report.targets += 1
+            sha = tf.hashes.get("sha256", "")
+            got = _hash(target_disk_path(directory, path, sha))
+            if got is None:
+                report.problems.append(f"{path}: missing ({sha[:12]}…)")
+            elif got[1] != tf.length or not hmac.compare_digest(got[0], sha):
+                report.problems.append(f"{path}: size or sha256 differs from the signed one")
+        # shards vs files
+        for path, tf in sorted(ts.targets.targets.items()):
+            if not path.startswith("index/"):
+                continue
+            sid = path[len("index/"):-len(".json")]
+            try:
+                data = target_disk_path(directory, path, tf.hashes["sha256"]).read_bytes()
+                tf.verify_length_and_hashes(data)
+                shard = Shard.from_bytes(data, sid)
+            except (OSError, tuf_exc.LengthOrHashMismatchError, RepotoolError) as e:
+                report.problems.append(f"{path}: {e}")
+                continue
+            for p in shard.projects.values():
+                for f in p.files:
+                    report.files += 1
+                    dpath = f"files/{p.name}/{f.filename}"
+                    btf = bin_targets.get(dpath)
+                    if btf is None:
+                        report.problems.append(f"{dpath}: in the index but not a signed target")
+                    elif btf.length != f.size or btf.hashes.get("sha256") != f.sha256:
+                        report.problems.append(f"{dpath}: index and bin disagree")
+                    plain = directory.joinpath(*dpath.split("/"))
+                    got = _hash(plain)
+                    if got != (f.sha256, f.size):
+                        report.problems.append(f"{dpath}: plain copy for pip missing or differs")
+        _check_root_page(directory, bin_targets, report)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
+def _check_root_page(directory: Path, bin_targets: dict[str, Any], report: CheckReport) -> None:
+    tf = bin_targets.get("simple/index.json")
+    if tf is None:
+        report.problems.append("simple/index.json: not a signed target")
+        return
+    try:
+        json.loads(target_disk_path(directory, "simple/index.json", tf.hashes["sha256"])
+                   .read_bytes())
+    except (OSError, ValueError) as e:
+        report.problems.append(f"simple/index.json: {e}")

@@ -1,0 +1,750 @@
+"""The ``repotool`` command line: parse, call one library function, print, map errors.
+
+Exit codes (SPEC §2): 0 success, 1 operational error, 2 usage error, 3 verification
+refused. Data (and ``--json``) goes to stdout, diagnostics to stderr; no traceback is
+ever printed. Heavy modules (tuf, cryptography, requests) are imported inside the
+commands that need them, so queries start fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from repotool import __version__
+from repotool.errors import RepotoolError, UsageError, UserError
+
+app = typer.Typer(
+    name="repotool",
+    help="Signed Python package repositories: apt's user model, TUF's protections.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+key_app = typer.Typer(help="Generate keys and show fingerprints.", no_args_is_help=True)
+repo_app = typer.Typer(help="Publish: build, sign, check and serve a repository.",
+                       no_args_is_help=True)
+source_app = typer.Typer(help="Add, list, show and remove sources (like apt sources).",
+                         no_args_is_help=True)
+app.add_typer(key_app, name="key")
+app.add_typer(repo_app, name="repo")
+app.add_typer(source_app, name="source")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _State:
+    home: Path | None = None
+    timeout: float | None = None
+
+
+STATE = _State()
+
+
+def _err(msg: str) -> None:
+    sys.stderr.write(msg.rstrip() + "\n")
+
+
+def _report(e: RepotoolError) -> None:
+    _err(f"repotool: error: {e.message}")
+    if e.hint:
+        _err(f"  hint: {e.hint}")
+
+
+def handled(fn: F) -> F:
+    """Map repotool's errors to one or two lines and the SPEC's exit codes."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except RepotoolError as e:
+            _report(e)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            _err("repotool: interrupted")
+            raise typer.Exit(130) from None
+        except OSError as e:
+            _err(f"repotool: error: {e.strerror or e}"
+                 + (f": {e.filename!r}" if getattr(e, "filename", None) else ""))
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _home() -> Any:
+    from repotool.home import Home, default_home
+
+    return Home(STATE.home or default_home())
+
+
+def _limits() -> Any:
+    from repotool.transport import Limits
+
+    if STATE.timeout is None:
+        return Limits()
+    t = STATE.timeout
+    return Limits(connect_timeout=min(10.0, t), read_timeout=min(15.0, t), download_deadline=t)
+
+
+def _duration(text: str | None, option: str) -> int | None:
+    if text is None:
+        return None
+    from repotool.storage import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint=option) from None
+
+
+def _print_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+
+
+def _version_cb(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"repotool {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _global(
+    home: Annotated[Path | None, typer.Option(
+        "--home", help="Client state directory (default: $REPOTOOL_HOME, else the "
+        "platform's per-user data directory).", show_default=False)] = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", min=0.1, help="Deadline in seconds for any single download.",
+        show_default=False)] = None,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version_cb, is_eager=True, help="Show the version.")] = False,
+) -> None:
+    STATE.home = home
+    STATE.timeout = timeout
+
+
+# ---- passphrases ------------------------------------------------------------------------
+
+
+def _passphrase_source(env: str | None, file: Path | None, *, confirm: bool) -> Callable[[], bytes]:
+    def get() -> bytes:
+        if env is not None:
+            val = os.environ.get(env)
+            if val is None:
+                raise UserError(f"environment variable {env!r} is not set")
+            return val.encode()
+        if file is not None:
+            try:
+                data = file.read_bytes()
+            except OSError as e:
+                raise UserError(f"cannot read passphrase file {str(file)!r}: {e.strerror}") \
+                    from None
+            return data.rstrip(b"\r\n")
+        if not sys.stdin.isatty():
+            raise UserError(
+                "a passphrase is needed and there is no terminal to ask",
+                "give --passphrase-env VAR or --passphrase-file F",
+            )
+        import getpass
+
+        first = getpass.getpass("Passphrase: ").encode()
+        if confirm and getpass.getpass("Passphrase again: ").encode() != first:
+            raise UserError("the passphrases differ")
+        return first
+
+    return functools.cache(get)
+
+
+PassEnv = Annotated[str | None, typer.Option(
+    "--passphrase-env", metavar="VAR", help="Read the passphrase from this environment variable.")]
+PassFile = Annotated[Path | None, typer.Option(
+    "--passphrase-file", metavar="FILE", help="Read the passphrase from this file.")]
+
+
+# ---- key ----------------------------------------------------------------------------------
+
+
+@key_app.command("generate")
+@handled
+def key_generate(
+    prefix: Annotated[Path, typer.Argument(help="Writes PREFIX.key (private) and PREFIX.pub.")],
+    passphrase_env: PassEnv = None,
+    passphrase_file: PassFile = None,
+    no_passphrase: Annotated[bool, typer.Option(
+        "--no-passphrase", help="Leave the private key unencrypted (throwaway keys).")] = False,
+) -> None:
+    """Generate an Ed25519 key pair and print its fingerprint."""
+    from repotool import keys
+
+    if no_passphrase and (passphrase_env or passphrase_file):
+        raise UsageError("--no-passphrase contradicts --passphrase-env/--passphrase-file")
+    secret = None if no_passphrase else _passphrase_source(
+        passphrase_env, passphrase_file, confirm=True)()
+    g = keys.generate(prefix, secret)
+    _err(f"wrote {g.private_path} (private, keep it secret) and {g.public_path}")
+    sys.stdout.write(g.fingerprint + "\n")
+
+
+@key_app.command("fingerprint")
+@handled
+def key_fingerprint(
+    file: Annotated[Path, typer.Argument(help="A .pub or .key file.")],
+    passphrase_env: PassEnv = None,
+    passphrase_file: PassFile = None,
+) -> None:
+    """Print the fingerprint (TUF key id) of a public or private key file."""
+    from repotool import keys
+
+    secret = None
+    if file.is_file() and keys.is_encrypted(file):
+        secret = _passphrase_source(passphrase_env, passphrase_file, confirm=False)()
+    sys.stdout.write(keys.fingerprint_of_file(file, secret) + "\n")
+
+
+# ---- repo ---------------------------------------------------------------------------------
+
+
+def _pubkeys(paths: list[Path] | None) -> list[Any]:
+    from repotool import keys
+
+    return [keys.public_from_file(p) for p in paths or []]
+
+
+@repo_app.command("init")
+@handled
+def repo_init(
+    directory: Annotated[Path, typer.Argument(help="Repository directory (created).")],
+    name: Annotated[str, typer.Option("--name", help="The repository's name.")],
+    key: Annotated[list[Path] | None, typer.Option(
+        "--key", help="A public key holding every role (repeatable).")] = None,
+    threshold: Annotated[int, typer.Option(
+        "--threshold", min=1, help="Signatures required for root.")] = 1,
+    root_key: Annotated[list[Path] | None, typer.Option("--root-key")] = None,
+    targets_key: Annotated[list[Path] | None, typer.Option("--targets-key")] = None,
+    targets_threshold: Annotated[int, typer.Option("--targets-threshold", min=1)] = 1,
+    online_key: Annotated[list[Path] | None, typer.Option(
+        "--online-key", help="Signs snapshot and timestamp.")] = None,
+) -> None:
+    """Create a repository; 'repo sign' publishes it."""
+    from repotool.publish import Repository, RoleKeys
+
+    separated = root_key or targets_key or online_key
+    if key and separated:
+        raise UsageError("--key gives every role; do not combine it with --root-key/"
+                         "--targets-key/--online-key")
+    if not key and not (root_key and targets_key and online_key):
+        raise UsageError("give --key PUB, or all of --root-key, --targets-key and --online-key")
+    every = _pubkeys(key)
+    rk = every or _pubkeys(root_key)
+    keys = RoleKeys(
+        root=rk,
+        root_threshold=threshold,
+        targets=every or _pubkeys(targets_key),
+        targets_threshold=targets_threshold,
+        online=every[:1] if every else _pubkeys(online_key),
+    )
+    if every and len(every) > 1:
+        keys.online = every
+    Repository.init(directory, name, keys, now=_now())
+    _err(f"initialised repository {name!r} in {directory}; add files with 'repotool repo add' "
+         "and publish with 'repotool repo sign'")
+
+
+@repo_app.command("add")
+@handled
+def repo_add(
+    directory: Annotated[Path, typer.Argument(help="Repository directory.")],
+    paths: Annotated[list[Path], typer.Argument(help="Wheels, sdists, or folders of them.")],
+) -> None:
+    """Add wheels and sdists (published at the next 'repo sign')."""
+    from repotool.publish import Repository
+
+    added = Repository(directory).add(paths, now=_now())
+    for info in added:
+        sys.stdout.write(f"added {info.project} {info.version}: {info.filename}\n")
+    _err(f"{len(added)} file(s) added; run 'repotool repo sign' to publish")
+
+
+@repo_app.command("remove")
+@handled
+def repo_remove(
+    directory: Annotated[Path, typer.Argument()],
+    project: Annotated[str, typer.Argument()],
+    version: Annotated[str | None, typer.Argument()] = None,
+) -> None:
+    """Unlist a project, or one version of it (at the next 'repo sign')."""
+    from repotool.publish import Repository
+
+    _check_version(version)
+    n = Repository(directory).remove(project, version)
+    _err(f"{n} file(s) will be unlisted at the next 'repotool repo sign'")
+
+
+def _check_version(version: str | None) -> None:
+    if version is None:
+        return
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        Version(version)
+    except InvalidVersion:
+        raise UsageError(f"invalid version {version!r}") from None
+
+
+@repo_app.command("yank")
+@handled
+def repo_yank(
+    directory: Annotated[Path, typer.Argument()],
+    project: Annotated[str, typer.Argument()],
+    version: Annotated[str, typer.Argument()],
+    reason: Annotated[str | None, typer.Option("--reason")] = None,
+) -> None:
+    """Yank a version (PEP 592): installers skip it unless pinned with ==."""
+    from repotool.publish import Repository
+
+    _check_version(version)
+    n = Repository(directory).yank(project, version, reason)
+    _err(f"{n} file(s) will be yanked at the next 'repotool repo sign'")
+
+
+def _signers(paths: list[Path], env: str | None, file: Path | None) -> list[Any]:
+    from repotool import keys
+
+    secret = _passphrase_source(env, file, confirm=False)
+    return [keys.load_signer(p, secret) for p in paths]
+
+
+@repo_app.command("sign")
+@handled
+def repo_sign(
+    directory: Annotated[Path, typer.Argument()],
+    key: Annotated[list[Path], typer.Option("--key", help="A private key (repeatable).")],
+    expires: Annotated[str | None, typer.Option(
+        "--expires", help="Lifetime of every role written, e.g. 12h, 7d, 2w.")] = None,
+    role: Annotated[list[str] | None, typer.Option(
+        "--role", help="Re-sign this role even if unchanged (root, targets, bins, snapshot).")
+    ] = None,
+    passphrase_env: PassEnv = None,
+    passphrase_file: PassFile = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Publish pending changes: sign and write the metadata atomically."""
+    from repotool.publish import Repository
+
+    secs = _duration(expires, "--expires")
+    bad = set(role or []) - {"root", "targets", "bins", "snapshot", "timestamp"}
+    if bad:
+        raise UsageError(f"unknown role(s) {', '.join(sorted(bad))}")
+    signers = _signers(key, passphrase_env, passphrase_file)
+    summary = Repository(directory).sign(
+        signers, now=_now(), expires=secs, force=frozenset(role or []))
+    _sign_report(summary, as_json)
+
+
+def _sign_report(summary: Any, as_json: bool) -> None:
+    if as_json:
+        _print_json(summary.to_dict())
+        return
+    v = summary.versions
+    bins = {k: n for k, n in v.items() if k.startswith("bins-")}
+    parts = [f"{r} v{v[r]}" for r in ("root", "targets", "snapshot", "timestamp") if r in v]
+    if bins:
+        parts.append(f"{len(bins)} bin(s)")
+    sys.stdout.write(
+        f"signed: {', '.join(parts)}; {summary.projects_changed} project(s) changed; "
+        f"{summary.files} file(s), {summary.bytes} bytes written\n"
+    )
+
+
+@repo_app.command("check")
+@handled
+def repo_check(
+    directory: Annotated[Path, typer.Argument()],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Verify the whole tree as a client would; exit 3 on any problem."""
+    from repotool.check import check_repository
+
+    report = check_repository(directory, now=_now())
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        for w in report.warnings:
+            _err(f"warning: {w}")
+        for p in report.problems:
+            sys.stdout.write(f"problem: {p}\n")
+        sys.stdout.write(
+            f"checked {report.targets} target(s), {report.files} distribution file(s): "
+            f"{len(report.problems)} problem(s)\n"
+        )
+    if report.problems:
+        raise typer.Exit(3)
+
+
+@repo_app.command("keys")
+@handled
+def repo_keys(
+    directory: Annotated[Path, typer.Argument()],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Roles, keys (fingerprints), thresholds and expiries."""
+    from repotool.publish import Repository
+
+    doc = Repository(directory).describe_keys()
+    if as_json:
+        _print_json(doc)
+        return
+    sys.stdout.write(f"repository {doc['name']!r}, root version {doc['root_version']}"
+                     + ("" if doc["published"] else " (not yet signed)") + "\n")
+    for role, r in doc["roles"].items():
+        sys.stdout.write(f"{role}: threshold {r['threshold']} of {len(r['keys'])}"
+                         + (f", expires {r['expires']}" if r["expires"] else "") + "\n")
+        for k in r["keys"]:
+            sys.stdout.write(f"  {k}\n")
+
+
+@repo_app.command("rotate")
+@handled
+def repo_rotate(
+    directory: Annotated[Path, typer.Argument()],
+    role: Annotated[str, typer.Option("--role", help="root, targets or online.")],
+    key: Annotated[list[Path], typer.Option("--key", help="Private keys signing the new root.")],
+    add: Annotated[list[Path] | None, typer.Option("--add", help="Public key to add.")] = None,
+    remove: Annotated[list[str] | None, typer.Option("--remove", help="Fingerprint to remove.")
+                      ] = None,
+    threshold: Annotated[int | None, typer.Option("--threshold", min=1)] = None,
+    expires: Annotated[str | None, typer.Option("--expires")] = None,
+    passphrase_env: PassEnv = None,
+    passphrase_file: PassFile = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Publish a new root version, signed by the old and the new root thresholds."""
+    from repotool import keys as keymod
+    from repotool.publish import Repository
+
+    secs = _duration(expires, "--expires")
+    for fpr in remove or []:
+        if not keymod.is_fingerprint(fpr):
+            raise UsageError(f"--remove takes a fingerprint (64 hex digits), got {fpr!r}")
+    signers = _signers(key, passphrase_env, passphrase_file)
+    summary = Repository(directory).rotate(
+        role, _pubkeys(add), list(remove or []), threshold, signers, now=_now(), expires=secs)
+    _sign_report(summary, as_json)
+
+
+@repo_app.command("serve")
+@handled
+def repo_serve(
+    directory: Annotated[Path, typer.Argument()],
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
+) -> None:
+    """Serve the repository over HTTP for local use (port 0 picks a free port)."""
+    from repotool.serve import serve_directory
+
+    if not (directory / "metadata").is_dir():
+        raise UserError(f"{str(directory)!r} holds no published repository",
+                        "run 'repotool repo sign' first")
+    serve_directory(directory, host, port, announce=lambda url: (
+        sys.stdout.write(f"serving {directory} at {url}\n"
+                         f"pip: --index-url {url}simple/\n"), sys.stdout.flush()))
+
+
+# ---- sources ------------------------------------------------------------------------------
+
+
+@source_app.command("add")
+@handled
+def source_add(
+    name: Annotated[str, typer.Argument(help="A name for the source.")],
+    url: Annotated[str, typer.Argument(help="Path, file://, http:// or https:// location.")],
+    key: Annotated[list[Path] | None, typer.Option(
+        "--key", help="The repository's root public key (repeatable).")] = None,
+    fingerprint: Annotated[list[str] | None, typer.Option(
+        "--fingerprint", help="A root key fingerprint (64 hex digits).")] = None,
+    root: Annotated[Path | None, typer.Option("--root", help="A trusted root.json.")] = None,
+    mirror: Annotated[list[str] | None, typer.Option("--mirror")] = None,
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", help="This source provides only these projects, and they come only "
+        "from it (glob, repeatable).")] = None,
+    priority: Annotated[int, typer.Option("--priority", help="Higher wins.")] = 0,
+    ca_cert: Annotated[Path | None, typer.Option("--ca-cert")] = None,
+    clock_skew: Annotated[str | None, typer.Option(
+        "--clock-skew", help="Tolerance when judging expiry, e.g. 5m.")] = None,
+) -> None:
+    """Add a repository and trust its root key(s) for it alone."""
+    from repotool import keys as keymod
+    from repotool.client import add_source
+    from repotool.home import SourceConfig, normalize_pattern
+    from repotool.transport import normalize_url
+
+    given = sum(bool(x) for x in (key, fingerprint, root))
+    if given != 1:
+        raise UsageError("give exactly one of --key, --fingerprint or --root")
+    skew = _duration(clock_skew, "--clock-skew") or 0
+    ids = [k.keyid for k in _pubkeys(key)]
+    for f in fingerprint or []:
+        if not keymod.is_fingerprint(f.lower()):
+            raise UsageError(f"invalid fingerprint {f!r}: expected 64 hex digits")
+        ids.append(f.lower())
+    if len(set(ids)) != len(ids):
+        raise UsageError("the same key is given twice")
+    home = _home()
+    home.source_dir(name)  # validates the name
+    cfg = SourceConfig(
+        name=name,
+        url=normalize_url(url),
+        mirrors=[normalize_url(m) for m in mirror or []],
+        only=[normalize_pattern(p) for p in only or []],
+        priority=priority,
+        clock_skew=skew,
+    )
+    trusted = add_source(home, cfg, key_ids=ids, root_file=root, ca_cert=ca_cert,
+                         limits=_limits())
+    sys.stdout.write(f"added source {name!r}: repository {cfg.repo_name!r} at {cfg.url}\n")
+    sys.stdout.write(f"trusted root keys (threshold {trusted.roles['root'].threshold}):\n")
+    for k in sorted(trusted.roles["root"].keyids):
+        sys.stdout.write(f"  {k}\n")
+    _err("run 'repotool update' to fetch its index")
+
+
+def _source_doc(home: Any, cfg: Any) -> dict[str, Any]:
+    from repotool.client import load_view
+
+    view = load_view(home, cfg)
+    try:
+        status = json.loads((home.source_dir(cfg.name) / "status.json").read_bytes())
+    except (OSError, ValueError):
+        status = None
+    return {
+        "name": cfg.name,
+        "url": cfg.url,
+        "mirrors": cfg.mirrors,
+        "only": cfg.only,
+        "priority": cfg.priority,
+        "clock_skew": cfg.clock_skew,
+        "repository": cfg.repo_name,
+        "root_keys": cfg.trusted_keys,
+        "updated": view.updated if view else None,
+        "projects": len(view.projects) if view else 0,
+        "last_update": status,
+    }
+
+
+@source_app.command("list")
+@handled
+def source_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List sources in resolution order."""
+    home = _home()
+    docs = [_source_doc(home, c) for c in home.sources()]
+    if as_json:
+        _print_json(docs)
+        return
+    for d in docs:
+        fence = f" only={','.join(d['only'])}" if d["only"] else ""
+        sys.stdout.write(f"{d['name']}\t{d['url']}\tpriority={d['priority']}{fence}\t"
+                         f"{d['projects']} project(s)\n")
+
+
+@source_app.command("show")
+@handled
+def source_show(
+    name: Annotated[str, typer.Argument()],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show a source's settings, trusted keys and state."""
+    home = _home()
+    d = _source_doc(home, home.source(name))
+    if as_json:
+        _print_json(d)
+        return
+    for k, v in d.items():
+        if isinstance(v, list):
+            v = ", ".join(map(str, v)) or "-"
+        sys.stdout.write(f"{k}: {v}\n")
+
+
+@source_app.command("remove")
+@handled
+def source_remove(name: Annotated[str, typer.Argument()]) -> None:
+    """Remove a source with its keyring, caches and state."""
+    from repotool.client import remove_source
+
+    remove_source(_home(), name)
+    _err(f"removed source {name!r}")
+
+
+# ---- update, clean, queries ------------------------------------------------------------
+
+
+@app.command("update")
+@handled
+def update(
+    names: Annotated[list[str] | None, typer.Argument(help="Sources (default: all).")] = None,
+    allow_name_change: Annotated[bool, typer.Option(
+        "--allow-name-change", help="Accept a repository that changed its name.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Fetch and verify the signed index of every source (or those named)."""
+    from repotool.client import update as do_update
+
+    home = _home()
+    if not names and not home.sources():
+        raise UserError("no sources", "add one with 'repotool source add NAME URL --key PUB'")
+    results = do_update(home, names, now=_now(), limits=_limits(),
+                        allow_name_change=allow_name_change)
+    if as_json:
+        _print_json([r.to_dict() for r in results])
+    for r in results:
+        if not as_json:
+            for f in r.failures if (r.ok and r.failures) else []:
+                _err(f"warning: {r.source}: location failed, next one used: {f}")
+        if r.ok and not as_json:
+            state = "updated" if r.changed else "unchanged"
+            sys.stdout.write(
+                f"{r.source}: {state}, timestamp v{r.versions.get('timestamp')}, "
+                f"{r.projects} project(s); fetched {r.files_fetched} file(s), "
+                f"{r.bytes_fetched} bytes from {r.mirror}\n")
+        elif not r.ok:
+            _err(f"repotool: error: {r.error}")
+            if r.hint:
+                _err(f"  hint: {r.hint}")
+    code = max((r.exit_code for r in results), default=0)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command("clean")
+@handled
+def clean(names: Annotated[list[str] | None, typer.Argument()] = None) -> None:
+    """Empty the metadata and file caches (keyrings stay)."""
+    from repotool.client import clean as do_clean
+
+    home = _home()
+    for n in names or [c.name for c in home.sources()]:
+        do_clean(home, n)
+        _err(f"cleaned {n}")
+
+
+@app.command("list")
+@handled
+def list_(
+    source: Annotated[str | None, typer.Option("--source")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List projects from local verified state."""
+    from repotool.queries import Views, list_projects
+
+    rows = list_projects(Views(_home(), source))
+    _rows(rows, as_json)
+
+
+def _rows(rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        _print_json(rows)
+        return
+    out = [f"{r['project']}\t{r['version']}\t{r['source']}\t{r['summary']}" for r in rows]
+    sys.stdout.write("".join(line + "\n" for line in out))
+
+
+@app.command("search")
+@handled
+def search(
+    text: Annotated[str, typer.Argument()],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Search project names and summaries (case-insensitive)."""
+    from repotool.queries import Views
+    from repotool.queries import search as do_search
+
+    _rows(do_search(Views(_home()), text), as_json)
+
+
+@app.command("show")
+@handled
+def show(
+    project: Annotated[str, typer.Argument()],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Versions, files, dependencies and the source a project resolves to."""
+    from repotool.queries import Views
+    from repotool.queries import show as do_show
+
+    doc = do_show(Views(_home()), project)
+    if as_json:
+        _print_json(doc)
+        return
+    res = doc["resolved"]
+    w = sys.stdout.write
+    w(f"{doc['project']}: resolves to {res['source'] or 'nothing'} ({res['reason']})\n")
+    for s in doc["sources"]:
+        w(f"source {s['source']}: {s['summary']}\n")
+        for v in s["versions"]:
+            w(f"  {v['version']}\n")
+            for f in v["files"]:
+                y = "" if f["yanked"] is False else f"  YANKED {f['yanked'] or ''}".rstrip()
+                rp = f"  requires-python {f['requires_python']}" if f["requires_python"] else ""
+                w(f"    {f['filename']}  {f['size']} bytes  sha256:{f['sha256']}{rp}{y}\n")
+                for d in f["requires_dist"]:
+                    w(f"      depends: {d}\n")
+
+
+@app.command("download")
+@handled
+def download(
+    requirements: Annotated[list[str], typer.Argument(help="e.g. demo-pkg==1.0")],
+    dest: Annotated[Path, typer.Option("-d", "--dest", help="Directory.")] = Path("."),
+    deps: Annotated[bool, typer.Option("--deps", help="Also download dependencies.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Download verified files into a directory."""
+    from repotool.queries import download as do_download
+
+    done = do_download(_home(), requirements, dest, deps=deps, limits=_limits())
+    if as_json:
+        _print_json(done)
+        return
+    for d in done:
+        sys.stdout.write(f"{d['path']}  sha256:{d['sha256']}  from {d['source']}\n")
+
+
+@app.command("verify")
+@handled
+def verify(
+    files: Annotated[list[Path], typer.Argument()],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Say which trusted source vouches for each file; exit 3 if any is unvouched."""
+    from repotool.queries import verify_files
+
+    items = verify_files(_home(), files)
+    if as_json:
+        _print_json(items)
+    else:
+        for it in items:
+            if it["vouched_by"]:
+                by = ", ".join(f"{v['source']} ({v['project']}=={v['version']})"
+                               for v in it["vouched_by"])
+                sys.stdout.write(f"OK  {it['file']}: vouched for by {by}\n")
+            else:
+                sys.stdout.write(f"BAD {it['file']}: no trusted source vouches for it\n")
+    if any(not it["vouched_by"] for it in items):
+        raise typer.Exit(3)
+
+
+def main() -> None:
+    app(prog_name="repotool")

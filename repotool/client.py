@@ -1,0 +1,588 @@
+"""The client's shell: add sources, update them through python-tuf, keep verified state.
+
+``update`` of one source, in order (each step refuses with VerificationError):
+
+1. Bootstrap python-tuf's ``Updater`` from the source's keyring root, never from the
+   cache, and judge expiry against one reference time (now − the source's clock skew).
+2. ``refresh()``: root chain, timestamp, snapshot, targets — TUF's client workflow.
+3. Refuse versions lower than the highest ever accepted (kept in the keyring, so a
+   deleted cache does not reopen rollback) and a changed repository name.
+4. Fetch each index shard the new targets names whose sha256 is not cached, bounded
+   by its signed length, verify length and sha256, and parse it.
+5. Commit: a new generation directory (metadata + derived project list) is written,
+   then ``cache/current`` is replaced atomically, then the keyring. A kill at any
+   point leaves the previous generation current and usable.
+
+Mirrors: steps 1–4 run against the primary URL, then each mirror in turn, each from
+the trusted state; a failing one is reported by URL and the next is tried.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from repotool.errors import (
+    DownloadError,
+    FormatError,
+    RepotoolError,
+    UserError,
+    VerificationError,
+)
+from repotool.home import Home, SourceConfig
+from repotool.storage import atomic_write, fsync_dir
+from repotool.transport import Fetcher, Limits, translate_download_error
+
+__all__ = [
+    "SourceView",
+    "UpdateResult",
+    "add_source",
+    "clean",
+    "load_view",
+    "remove_source",
+    "update",
+]
+
+root_max_length = 512 * 1024  # bytes of one root.json
+_META_FILES = ("timestamp.json", "snapshot.json", "targets.json")
+
+
+# ---- source add / remove ------------------------------------------------------------
+
+
+def _parse_root(data: bytes, origin: str) -> Any:
+    from tuf.api.metadata import Metadata, Root
+
+    try:
+        md = Metadata.from_bytes(data)
+    except Exception as e:
+        raise FormatError(f"{origin} is not valid TUF metadata: {_short(e)}") from None
+    if not isinstance(md.signed, Root):
+        raise FormatError(f"{origin} is {md.signed.type!r} metadata, not a root")
+    return md
+
+
+def _short(e: BaseException) -> str:
+    return (str(e).splitlines() or [type(e).__name__])[0][:200]
+
+
+def _fetch_first_root(cfg: SourceConfig, fetcher: Fetcher) -> tuple[bytes, str]:
+    """Fetch ``metadata/1.root.json`` from the first location that serves it."""
+    errors = []
+    for url in cfg.urls:
+        full = f"{url}metadata/1.root.json"
+        try:
+            return fetcher.download_bytes(full, root_max_length), full
+        except Exception as e:
+            errors.append(str(translate_download_error(e, full)))
+    raise DownloadError(
+        "could not fetch the repository's first root: " + "; ".join(errors),
+        "check the URL; it must be the repository directory holding metadata/",
+    )
+
+
+def add_source(
+    home: Home,
+    cfg: SourceConfig,
+    *,
+    key_ids: list[str],
+    root_file: Path | None,
+    ca_cert: Path | None,
+    limits: Limits,
+) -> Any:
+    """Bootstrap a source's keyring and save it; returns the trusted root (``Root``).
+
+    With ``key_ids``: the repository's first root must list every one of them as a
+    root key and carry a valid signature by each, and meet its own threshold.
+    With ``root_file``: that root is the anchor (it must meet its own threshold).
+
+    Raises:
+        UserError: the name exists, a file is unreadable.
+        VerificationError: the root is not what the user's keys vouch for.
+        DownloadError: no location served the root.
+    """
+    sdir = home.source_dir(cfg.name)
+    ca_bytes = None
+    if ca_cert is not None:
+        try:
+            ca_bytes = ca_cert.read_bytes()
+        except OSError as e:
+            raise UserError(f"cannot read CA certificate {str(ca_cert)!r}: {e.strerror}") from None
+        if b"-----BEGIN CERTIFICATE-----" not in ca_bytes:
+            raise UserError(f"{str(ca_cert)!r} is not a PEM certificate")
+    with home.lock():
+        if home.exists(cfg.name):
+            raise UserError(
+                f"a source named {cfg.name!r} already exists",
+                f"remove it first ('repotool source remove {cfg.name}') or pick another name",
+            )
+        others = home.sources()
+        if root_file is not None:
+            try:
+                root_bytes = root_file.read_bytes()
+            except OSError as e:
+                raise UserError(f"cannot read {str(root_file)!r}: {e.strerror}") from None
+            origin = str(root_file)
+        else:
+            with tempfile.NamedTemporaryFile(suffix=".pem") as tmp:
+                if ca_bytes:
+                    tmp.write(ca_bytes)
+                    tmp.flush()
+                fetcher = Fetcher(limits, tmp.name if ca_bytes else None)
+                root_bytes, origin = _fetch_first_root(cfg, fetcher)
+        md = _parse_root(root_bytes, origin)
+        root = md.signed
+        try:
+            root.verify_delegate("root", md.signed_bytes, md.signatures)
+        except Exception as e:
+            raise VerificationError(
+                f"{origin}: root is not signed by its own threshold: {e}"
+            ) from None
+        if key_ids:
+            from securesystemslib.exceptions import UnverifiedSignatureError
+
+            root_keys = set(root.roles["root"].keyids)
+            for kid in key_ids:
+                if kid not in root_keys:
+                    raise VerificationError(
+                        f"key {kid} is not a root key of the repository at {cfg.url}",
+                        "check the key or fingerprint the publisher gave you",
+                    )
+                sig = md.signatures.get(kid)
+                try:
+                    if sig is None:
+                        raise UnverifiedSignatureError("missing")
+                    root.get_key(kid).verify_signature(sig, md.signed_bytes)
+                except UnverifiedSignatureError:
+                    raise VerificationError(
+                        f"the repository's root carries no valid signature by key {kid}"
+                    ) from None
+        repo_name = _repo_name(root)
+        cfg.repo_name = repo_name
+        cfg.trusted_keys = sorted(root.roles["root"].keyids)
+        cfg.order = max([s.order for s in others], default=0) + 1
+        cfg.ca_cert = ca_bytes is not None
+        tmpdir = Path(tempfile.mkdtemp(dir=home.root if home.root.exists() else None))
+        try:
+            stage = SourceConfig(**{**cfg.__dict__})
+            kr = tmpdir / "keyring"
+            atomic_write(kr / "root.json", root_bytes)
+            atomic_write(kr / "state.json", json.dumps({"versions": {}}).encode())
+            if ca_bytes:
+                atomic_write(kr / "ca.pem", ca_bytes)
+            atomic_write(tmpdir / "source.json", stage.to_bytes())
+            sdir.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmpdir, sdir)
+            fsync_dir(sdir.parent)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+    return root
+
+
+def _repo_name(root: Any) -> str:
+    field_ = root.unrecognized_fields.get("x-repotool")
+    if isinstance(field_, dict) and isinstance(field_.get("name"), str):
+        return str(field_["name"])
+    return ""
+
+
+def remove_source(home: Home, name: str) -> None:
+    sdir = home.source_dir(name)
+    with home.lock():
+        home.source(name)
+        with home.source_lock(name):
+            trash = sdir.with_name(f".removing-{name}")
+            os.replace(sdir, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+
+
+def clean(home: Home, name: str) -> None:
+    home.source(name)
+    with home.source_lock(name):
+        cache = home.cache(name)
+        if cache.exists():
+            trash = cache.with_name(".cache-cleaning")
+            shutil.rmtree(trash, ignore_errors=True)
+            os.replace(cache, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+
+
+# ---- local view -----------------------------------------------------------------------
+
+
+@dataclass
+class SourceView:
+    """A source's verified state as read from disk (cheap: the derived project list)."""
+
+    cfg: SourceConfig
+    gen: Path
+    cache: Path
+    projects: dict[str, dict[str, Any]]
+    shards: dict[str, dict[str, Any]]
+    updated: str
+    _shard_cache: dict[str, Any] = field(default_factory=dict)
+
+    def shard(self, sid: str) -> Any:
+        """A shard read back from the cache, re-hashed against the signed sha256."""
+        from repotool.format.index import Shard
+
+        if sid not in self._shard_cache:
+            meta = self.shards.get(sid)
+            if meta is None:
+                self._shard_cache[sid] = Shard(sid)
+            else:
+                data = _read_cached(self.cache / "shards" / f"{meta['sha256']}.json", meta)
+                if data is None:
+                    raise VerificationError(
+                        f"cached index of source {self.cfg.name!r} is damaged",
+                        f"run 'repotool clean {self.cfg.name}' and 'repotool update'",
+                    )
+                self._shard_cache[sid] = Shard.from_bytes(data, sid)
+        return self._shard_cache[sid]
+
+    def project(self, name: str) -> Any:
+        from repotool.format.index import shard_of
+
+        if name not in self.projects:
+            return None
+        return self.shard(shard_of(name)).projects.get(name)
+
+
+def _read_cached(path: Path, meta: dict[str, Any]) -> bytes | None:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if len(data) != meta["length"] or not hmac.compare_digest(
+        hashlib.sha256(data).hexdigest(), meta["sha256"]
+    ):
+        return None
+    return data
+
+
+def load_view(home: Home, cfg: SourceConfig) -> SourceView | None:
+    """The source's current verified state, or None before its first update."""
+    cache = home.cache(cfg.name)
+    try:
+        gen_name = (cache / "current").read_text().strip()
+        doc = json.loads((cache / gen_name / "projects.json").read_bytes())
+    except (OSError, ValueError):
+        return None
+    return SourceView(cfg, cache / gen_name, cache, doc["projects"], doc["shards"], doc["updated"])
+
+
+# ---- update ---------------------------------------------------------------------------
+
+
+@dataclass
+class UpdateResult:
+    source: str
+    ok: bool = False
+    changed: bool = False
+    exit_code: int = 0
+    error: str | None = None
+    hint: str | None = None
+    mirror: str | None = None
+    failures: list[str] = field(default_factory=list)
+    versions: dict[str, int] = field(default_factory=dict)
+    files_fetched: int = 0
+    bytes_fetched: int = 0
+    projects: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def update(
+    home: Home,
+    names: list[str] | None,
+    *,
+    now: datetime,
+    limits: Limits,
+    allow_name_change: bool = False,
+) -> list[UpdateResult]:
+    """Update the named sources (all when None); one result per source, never raising
+    for one source's failure."""
+    cfgs = [home.source(n) for n in names] if names else home.sources()
+    results = []
+    for cfg in cfgs:
+        res = UpdateResult(cfg.name)
+        try:
+            with home.source_lock(cfg.name):
+                _update_source(home, cfg, now, limits, allow_name_change, res)
+            res.ok = True
+        except RepotoolError as e:
+            res.error, res.hint, res.exit_code = e.message, e.hint, e.exit_code
+        _record_status(home, cfg.name, res, now)
+        results.append(res)
+    return results
+
+
+def _record_status(home: Home, name: str, res: UpdateResult, now: datetime) -> None:
+    """The last update's outcome: 'install' refuses to fall through a failed source."""
+    doc = {"ok": res.ok, "error": res.error, "at": now.isoformat()}
+    with contextlib.suppress(OSError):
+        atomic_write(home.source_dir(name) / "status.json", json.dumps(doc).encode())
+
+
+def _update_source(
+    home: Home,
+    cfg: SourceConfig,
+    now: datetime,
+    limits: Limits,
+    allow_name_change: bool,
+    res: UpdateResult,
+) -> None:
+    keyring = home.keyring(cfg.name)
+    cache = home.cache(cfg.name)
+    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        root_bytes = (keyring / "root.json").read_bytes()
+        state = json.loads((keyring / "state.json").read_bytes())
+        marks: dict[str, int] = state["versions"]
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(
+            f"keyring of source {cfg.name!r} is unreadable: {e}",
+            "remove the source and add it again with its key",
+        ) from None
+    view = load_view(home, cfg)
+    fetcher = Fetcher(limits, home.ca_cert(cfg))
+    worst: RepotoolError | None = None
+    for url in cfg.urls:
+        try:
+            _update_from(home, cfg, url, root_bytes, marks, view, fetcher, now,
+                         allow_name_change, res)
+            res.mirror = url
+            res.files_fetched = fetcher.files_fetched
+            res.bytes_fetched = fetcher.bytes_fetched
+            return
+        except RepotoolError as e:
+            res.failures.append(f"{url}: {e.message}")
+            if worst is None or e.exit_code > worst.exit_code:
+                worst = e
+    assert worst is not None
+    if len(cfg.urls) > 1:
+        raise type(worst)(
+            f"every location failed: {'; '.join(res.failures)}", worst.hint
+        )
+    raise worst
+
+
+def _expired_message(trusted: Any, ref: datetime) -> str:
+    for role in ("root", "timestamp", "snapshot", "targets"):
+        try:
+            md = trusted[role]
+        except (KeyError, RuntimeError):
+            continue
+        if md.is_expired(ref):
+            return f"{role} metadata expired on {md.expires:%Y-%m-%d %H:%M:%S} UTC"
+    return "metadata expired"
+
+
+def _update_from(
+    home: Home,
+    cfg: SourceConfig,
+    url: str,
+    root_bytes: bytes,
+    marks: dict[str, int],
+    view: SourceView | None,
+    fetcher: Fetcher,
+    now: datetime,
+    allow_name_change: bool,
+    res: UpdateResult,
+) -> None:
+    from packaging.version import Version
+    from tuf.api import exceptions as tuf_exc
+    from tuf.ngclient import Updater, UpdaterConfig
+
+    from repotool.format.index import Shard
+
+    cache = home.cache(cfg.name)
+    work = Path(tempfile.mkdtemp(prefix="gen-", dir=cache))
+    try:
+        meta_dir = work / "metadata"
+        meta_dir.mkdir()
+        if view is not None:  # cached metadata: python-tuf re-verifies it before use
+            for name in _META_FILES:
+                with contextlib.suppress(OSError):
+                    shutil.copyfile(view.gen / "metadata" / name, meta_dir / name)
+        ref = now - timedelta(seconds=cfg.clock_skew)
+        try:
+            up = Updater(
+                str(meta_dir), f"{url}metadata/", None, url, fetcher,
+                UpdaterConfig(
+                    snapshot_max_length=limits_meta(fetcher),
+                    targets_max_length=limits_meta(fetcher),
+                ),
+                bootstrap=root_bytes,
+            )
+            # (1) one reference time per run; python-tuf otherwise reads the clock itself
+            up._trusted_set.reference_time = ref
+            up.refresh()  # (2)
+        except tuf_exc.ExpiredMetadataError:
+            raise VerificationError(
+                f"{cfg.name}: {_expired_message(up._trusted_set, ref)} (freeze attack or a "
+                "publisher who stopped signing)",
+                "ask the publisher to re-sign; --clock-skew tolerates small clock differences",
+            ) from None
+        except tuf_exc.RepositoryError as e:
+            raise VerificationError(f"{cfg.name}: metadata refused: {_short(e)}") from None
+        except tuf_exc.DownloadError as e:
+            raise translate_download_error(e) from None
+        except (ValueError, TypeError, KeyError) as e:  # python-tuf: bad bootstrap etc.
+            raise VerificationError(f"{cfg.name}: metadata refused: {_short(e)}") from None
+        trusted = up._trusted_set
+        # (3) rollback across cache loss, and apt's release-info change
+        new_versions = {r: trusted[r].version for r in ("root", "timestamp", "snapshot", "targets")}
+        for role, v in new_versions.items():
+            if v < marks.get(role, 0):
+                raise VerificationError(
+                    f"{cfg.name}: rollback: {role} version {v} is older than version "
+                    f"{marks[role]} accepted before"
+                )
+        new_name = _repo_name(trusted.root)
+        if new_name != cfg.repo_name and not allow_name_change:
+            raise VerificationError(
+                f"{cfg.name}: the repository's name changed from {cfg.repo_name!r} to "
+                f"{new_name!r}",
+                "if you expected this, run 'repotool update --allow-name-change'",
+            )
+        res.versions = new_versions
+        # (4) shards
+        shard_dir = cache / "shards"
+        shard_dir.mkdir(exist_ok=True)
+        shards: dict[str, dict[str, Any]] = {}
+        parsed: dict[str, Shard] = {}
+        for path, tf in trusted.targets.targets.items():
+            if not (path.startswith("index/") and path.endswith(".json")):
+                continue
+            sid = path[len("index/"):-len(".json")]
+            sha = tf.hashes.get("sha256")
+            if sha is None or len(sid) != 2:
+                raise FormatError(f"{cfg.name}: index entry {path!r} is malformed")
+            meta = {"sha256": sha, "length": tf.length}
+            shards[sid] = meta
+            target = shard_dir / f"{sha}.json"
+            if view is not None and view.shards.get(sid) == meta and target.exists():
+                continue  # unchanged since the last verified update
+            data = _read_cached(target, meta)
+            if data is None:
+                from repotool.layout import hashed_name
+
+                furl = url + hashed_name(path, sha)
+                try:
+                    data = fetcher.download_bytes(furl, tf.length)
+                    tf.verify_length_and_hashes(data)
+                except tuf_exc.LengthOrHashMismatchError:
+                    raise VerificationError(
+                        f"{cfg.name}: index shard {path} does not match its signed hash "
+                        f"(mix-and-match or tampering) at {furl}"
+                    ) from None
+                except tuf_exc.DownloadError as e:
+                    raise translate_download_error(e, furl) from None
+                parsed[sid] = Shard.from_bytes(data, sid)
+                atomic_write(target, data, sync_dir=False)
+            else:
+                parsed[sid] = Shard.from_bytes(data, sid)
+        changed = (
+            view is None
+            or view.shards != shards
+            or new_versions != _old_versions(view)
+            or new_name != cfg.repo_name
+        )
+        res.changed = changed
+        if not changed:
+            res.projects = len(view.projects) if view else 0
+            shutil.rmtree(work, ignore_errors=True)
+            return
+        # (5) derived list, generation, pointer, keyring
+        projects: dict[str, dict[str, Any]] = {}
+        if view is not None:
+            projects = {
+                n: p for n, p in view.projects.items()
+                if p["shard"] in shards and p["shard"] not in parsed
+                and view.shards.get(p["shard"]) == shards[p["shard"]]
+            }
+        for sid, sh in parsed.items():
+            for n, proj in sh.projects.items():
+                latest = max((Version(f.version) for f in proj.files), default=None)
+                projects[n] = {
+                    "shard": sid,
+                    "summary": proj.summary,
+                    "latest": str(latest) if latest else "",
+                    "files": len(proj.files),
+                }
+        res.projects = len(projects)
+        doc = {
+            "projects": dict(sorted(projects.items())),
+            "shards": shards,
+            "updated": now.isoformat(),
+            "versions": new_versions,
+            "mirror": url,
+        }
+        atomic_write(work / "projects.json", json.dumps(doc, sort_keys=True).encode())
+        for mpath in meta_dir.rglob("*"):
+            if mpath.is_file():
+                with open(mpath, "rb") as f:
+                    os.fsync(f.fileno())
+        fsync_dir(meta_dir)
+        gen_name = work.name
+        atomic_write(cache / "current", gen_name.encode())
+        kr = home.keyring(cfg.name)
+        root_now = trusted.root
+        if root_now.version != _root_version(root_bytes):
+            newest = meta_dir / "root_history" / f"{root_now.version}.root.json"
+            atomic_write(kr / "root.json", newest.read_bytes())
+        merged = {r: max(v, marks.get(r, 0)) for r, v in new_versions.items()}
+        atomic_write(kr / "state.json", json.dumps({"versions": merged}).encode())
+        if new_name != cfg.repo_name:
+            cfg.repo_name = new_name
+            home.save_source(cfg)
+        _collect_garbage(cache, gen_name, {m["sha256"] for m in shards.values()})
+    except BaseException:
+        if work.exists() and _current_gen(cache) != work.name:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def limits_meta(fetcher: Fetcher) -> int:
+    return fetcher.limits.metadata_max_length
+
+
+def _root_version(data: bytes) -> int:
+    return int(json.loads(data)["signed"]["version"])
+
+
+def _old_versions(view: SourceView) -> dict[str, int]:
+    try:
+        doc = json.loads((view.gen / "projects.json").read_bytes())
+        return dict(doc["versions"])
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def _current_gen(cache: Path) -> str | None:
+    try:
+        return (cache / "current").read_text().strip()
+    except OSError:
+        return None
+
+
+def _collect_garbage(cache: Path, keep_gen: str, keep_shards: set[str]) -> None:
+    for p in cache.iterdir():
+        if p.is_dir() and p.name.startswith("gen-") and p.name != keep_gen:
+            shutil.rmtree(p, ignore_errors=True)
+    shard_dir = cache / "shards"
+    for p in shard_dir.iterdir():
+        if p.name.endswith(".json") and p.name[:-5] not in keep_shards:
+            with contextlib.suppress(OSError):
+                p.unlink()

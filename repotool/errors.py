@@ -1,0 +1,62 @@
+"""The exception hierarchy and the exit codes the CLI maps it to (SPEC §2).
+
+    RepotoolError              base: a message plus a one-line hint
+    ├── VerificationError      exit 3: signatures, thresholds, hashes, rollback, expiry, scope
+    │   └── FormatError        malformed remote bytes are a refusal too
+    ├── DownloadError          exit 1: unreachable, HTTP status, timeout (after all mirrors)
+    └── UserError              exit 1: bad local input, unknown source, bad key file
+        └── UsageError         exit 2: malformed option values (durations, requirements)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DownloadError",
+    "FormatError",
+    "RepotoolError",
+    "UsageError",
+    "UserError",
+    "VerificationError",
+]
+
+
+class RepotoolError(Exception):
+    """Base of every error repotool reports to its user."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class VerificationError(RepotoolError):
+    """Bytes or metadata were refused: exit 3."""
+
+    exit_code = 3
+
+
+class FormatError(VerificationError):
+    """Remote bytes that do not parse as what they claim to be."""
+
+
+class DownloadError(RepotoolError):
+    """Transport failed (after trying every mirror)."""
+
+    exit_code = 1
+
+
+class UserError(RepotoolError):
+    """Bad local input: a missing or malformed file, an unknown source, a wrong passphrase."""
+
+    exit_code = 1
+
+
+class UsageError(UserError):
+    """A malformed option value: a duration, a requirement string, a URL scheme."""
+
+    exit_code = 2

@@ -1,0 +1,1 @@
+"""Pure formats: bytes in, values out; no I/O, no clock (SPEC §4, docs/format.md)."""

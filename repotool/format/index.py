@@ -1,0 +1,233 @@
+"""The Python index: one JSON shard per hash bucket of project names.
+
+A shard's target path is ``index/XX.json`` where ``XX`` is the first two hex digits
+of ``sha256(normalized project name)``. The shard is a TUF target of the top-level
+``targets`` role, so its sha256 and length are signed before a client parses it;
+every distribution it lists is named by sha256 and size, which is how a client
+verifies a download (the hash chain timestamp → snapshot → targets → shard → file).
+
+Example::
+
+    {"projects": {"demo-pkg": {"files": [{"filename": "demo_pkg-1.0-py3-none-any.whl",
+      "requires_dist": [], "requires_python": null, "sha256": "…", "size": 1234,
+      "upload_time": "2026-11-25T12:00:00Z", "version": "1.0", "yanked": false}],
+      "name": "demo-pkg", "summary": "A demo"}}, "repotool-index": 1, "shard": "3f"}
+
+Bytes are canonical: ``json.dumps(sort_keys=True, separators=(",", ":"))``, UTF-8.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from repotool.errors import FormatError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "FileEntry",
+    "Project",
+    "Shard",
+    "shard_of",
+    "shard_path",
+]
+
+FORMAT_VERSION = 1
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+_SHARD = re.compile(r"^[0-9a-f]{2}$")
+_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+summary_max_length = 512  # characters
+field_max_length = 4096  # characters of any other string field
+
+
+def shard_of(project: str) -> str:
+    """The shard (two hex digits) of a normalized project name."""
+    return hashlib.sha256(project.encode()).hexdigest()[:2]
+
+
+def shard_path(shard: str) -> str:
+    return f"index/{shard}.json"
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    filename: str
+    version: str
+    sha256: str
+    size: int
+    requires_python: str | None
+    requires_dist: tuple[str, ...]
+    upload_time: str
+    yanked: bool | str  # False, True, or the reason (PEP 592)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "filename": self.filename,
+            "version": self.version,
+            "sha256": self.sha256,
+            "size": self.size,
+            "requires_python": self.requires_python,
+            "requires_dist": list(self.requires_dist),
+            "upload_time": self.upload_time,
+            "yanked": self.yanked,
+        }
+
+    @property
+    def is_wheel(self) -> bool:
+        return self.filename.endswith(".whl")
+
+
+@dataclass
+class Project:
+    name: str  # normalized
+    summary: str = ""
+    files: list[FileEntry] = field(default_factory=list)
+
+    def versions(self) -> list[Version]:
+        return sorted({Version(f.version) for f in self.files})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "summary": self.summary,
+            "files": [f.to_dict() for f in sorted(self.files, key=lambda f: f.filename)],
+        }
+
+
+@dataclass
+class Shard:
+    shard: str
+    projects: dict[str, Project] = field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        doc = {
+            "repotool-index": FORMAT_VERSION,
+            "shard": self.shard,
+            "projects": {n: p.to_dict() for n, p in sorted(self.projects.items())},
+        }
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, shard: str) -> Shard:
+        """Parse and validate a shard whose hash was already verified.
+
+        Raises:
+            FormatError: anything that is not exactly a valid shard ``shard``.
+        """
+        try:
+            doc = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise FormatError(f"index shard {shard!r} is not JSON: {e}") from None
+        problems: list[str] = []
+        out = cls(shard)
+        if not isinstance(doc, dict) or set(doc) != {"repotool-index", "shard", "projects"}:
+            raise FormatError(f"index shard {shard!r} has unexpected top-level fields")
+        if doc["repotool-index"] != FORMAT_VERSION:
+            raise FormatError(
+                f"index shard {shard!r} has format {doc['repotool-index']!r}, "
+                f"this repotool reads {FORMAT_VERSION}",
+                "upgrade repotool",
+            )
+        if doc["shard"] != shard:
+            raise FormatError(f"index shard {shard!r} says it is shard {doc['shard']!r}")
+        projects = doc["projects"]
+        if not isinstance(projects, dict):
+            raise FormatError(f"index shard {shard!r}: 'projects' is not an object")
+        for name, pdoc in projects.items():
+            try:
+                out.projects[name] = _parse_project(name, pdoc, shard)
+            except (FormatError, KeyError, TypeError, ValueError) as e:
+                problems.append(f"{name!r}: {e}")
+        if problems:
+            raise FormatError(
+                f"index shard {shard!r} is malformed: {problems[0]}"
+                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+            )
+        return out
+
+
+def _str(v: object, what: str, limit: int = field_max_length) -> str:
+    if not isinstance(v, str) or len(v) > limit:
+        raise FormatError(f"{what} must be a string of at most {limit} characters")
+    return v
+
+
+def _parse_project(name: str, pdoc: object, shard: str) -> Project:
+    if not _NAME.match(name) or canonicalize_name(name) != name:
+        raise FormatError("project name is not normalized")
+    if shard_of(name) != shard:
+        raise FormatError(f"belongs to shard {shard_of(name)}")
+    if not isinstance(pdoc, dict) or set(pdoc) != {"name", "summary", "files"}:
+        raise FormatError("unexpected project fields")
+    if pdoc["name"] != name:
+        raise FormatError("name field differs from its key")
+    summary = _str(pdoc["summary"], "summary", summary_max_length)
+    files_doc = pdoc["files"]
+    if not isinstance(files_doc, list):
+        raise FormatError("'files' is not a list")
+    files: list[FileEntry] = []
+    seen: set[str] = set()
+    for fdoc in files_doc:
+        entry = _parse_file(name, fdoc)
+        if entry.filename in seen:
+            raise FormatError(f"file {entry.filename!r} listed twice")
+        seen.add(entry.filename)
+        files.append(entry)
+    return Project(name, summary, files)
+
+
+_FILE_KEYS = {
+    "filename", "version", "sha256", "size", "requires_python",
+    "requires_dist", "upload_time", "yanked",
+}
+
+
+def _parse_file(project: str, fdoc: object) -> FileEntry:
+    if not isinstance(fdoc, dict) or set(fdoc) != _FILE_KEYS:
+        raise FormatError("unexpected file fields")
+    filename = _str(fdoc["filename"], "filename", 255)
+    if "/" in filename or "\\" in filename or filename.startswith("."):
+        raise FormatError(f"unsafe filename {filename!r}")
+    try:
+        if filename.endswith(".whl"):
+            fname, fversion, _b, _t = parse_wheel_filename(filename)
+        else:
+            fname, fversion = parse_sdist_filename(filename)
+        version = Version(_str(fdoc["version"], "version", 128))
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion) as e:
+        raise FormatError(f"bad filename or version: {e}") from None
+    if canonicalize_name(fname) != project or fversion != version:
+        raise FormatError(f"file {filename!r} does not belong to {project} {version}")
+    sha = fdoc["sha256"]
+    if not isinstance(sha, str) or not _SHA.match(sha):
+        raise FormatError(f"file {filename!r}: sha256 is not 64 lowercase hex digits")
+    size = fdoc["size"]
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise FormatError(f"file {filename!r}: size is not a non-negative integer")
+    rp = fdoc["requires_python"]
+    if rp is not None:
+        rp = _str(rp, "requires_python", 256)
+    rd = fdoc["requires_dist"]
+    if not isinstance(rd, list):
+        raise FormatError("requires_dist is not a list")
+    deps = tuple(_str(r, "requires_dist entry") for r in rd)
+    ut = _str(fdoc["upload_time"], "upload_time", 32)
+    if not _TIME.match(ut):
+        raise FormatError(f"upload_time {ut!r} is not YYYY-MM-DDTHH:MM:SSZ")
+    yanked = fdoc["yanked"]
+    if not isinstance(yanked, bool):
+        yanked = _str(yanked, "yanked reason", 1024)
+    return FileEntry(filename, str(version), sha, size, rp, deps, ut, yanked)

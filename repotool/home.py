@@ -1,0 +1,155 @@
+"""Client state: the home directory, sources and their keyrings (SPEC §2, §4).
+
+    HOME/sources/NAME/source.json          what the user said at 'source add'
+    HOME/sources/NAME/keyring/root.json    the trust anchor: the latest verified root
+    HOME/sources/NAME/keyring/state.json   highest versions accepted (rollback guard)
+    HOME/sources/NAME/keyring/ca.pem       the source's extra CA (--ca-cert), if any
+    HOME/sources/NAME/cache/               metadata and file caches ('clean' empties it)
+    HOME/sources/NAME/lock                 held while the source's state changes
+
+The keyring advances only through a verified root chain; the cache is never a trust
+anchor (anything read back from it is re-verified or re-hashed).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from repotool.errors import UserError
+from repotool.storage import atomic_write, locked, safe_name
+
+__all__ = ["Home", "SourceConfig", "default_home", "normalize_pattern"]
+
+
+def default_home() -> Path:
+    env = os.environ.get("REPOTOOL_HOME")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("repotool", appauthor=False))
+
+
+_PATTERN = re.compile(r"^[a-z0-9*?\[\]!-]+$")
+
+
+def normalize_pattern(text: str) -> str:
+    """Normalize an ``--only`` glob like a project name (PEP 503), keeping glob syntax."""
+    p = re.sub(r"[-_.]+", "-", text.strip().lower())
+    if not p or not _PATTERN.match(p):
+        from repotool.errors import UsageError
+
+        raise UsageError(
+            f"invalid --only pattern {text!r}", "use project names, with * ? [] as wildcards"
+        )
+    return p
+
+
+@dataclass
+class SourceConfig:
+    name: str
+    url: str
+    mirrors: list[str] = field(default_factory=list)
+    only: list[str] = field(default_factory=list)
+    priority: int = 0
+    order: int = 0
+    clock_skew: int = 0  # seconds of tolerance when judging expiry
+    ca_cert: bool = False  # keyring/ca.pem exists
+    repo_name: str = ""
+    trusted_keys: list[str] = field(default_factory=list)
+
+    @property
+    def urls(self) -> list[str]:
+        return [self.url, *self.mirrors]
+
+    def provides(self, project: str) -> bool | None:
+        """True/False when fenced by --only, None when the source is unfenced."""
+        if not self.only:
+            return None
+        return any(fnmatch.fnmatchcase(project, p) for p in self.only)
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(self), indent=1, sort_keys=True).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, origin: str) -> SourceConfig:
+        try:
+            doc = json.loads(data)
+            cfg = cls(**doc)
+            checks: list[tuple[object, type]] = [
+                (cfg.name, str), (cfg.url, str), (cfg.priority, int), (cfg.clock_skew, int),
+                (cfg.mirrors, list), (cfg.only, list), (cfg.trusted_keys, list),
+            ]
+            if not all(isinstance(v, t) for v, t in checks):
+                raise TypeError("a field has the wrong type")
+            if not all(isinstance(x, str) for x in [*cfg.mirrors, *cfg.only]):
+                raise TypeError("mirrors and only must be lists of strings")
+        except (ValueError, TypeError) as e:
+            raise UserError(
+                f"source configuration {origin!r} is malformed: {e}",
+                "remove the source and add it again",
+            ) from None
+        return cfg
+
+
+class Home:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.sources_dir = root / "sources"
+
+    def lock(self) -> Any:
+        return locked(self.root / "lock", f"repotool home {str(self.root)!r}")
+
+    def source_dir(self, name: str) -> Path:
+        if not safe_name(name):
+            raise UserError(
+                f"invalid source name {name!r}",
+                "use letters, digits, '.', '_' and '-' (64 at most), starting with a letter "
+                "or digit",
+            )
+        return self.sources_dir / name
+
+    def exists(self, name: str) -> bool:
+        return (self.source_dir(name) / "source.json").is_file()
+
+    def source(self, name: str) -> SourceConfig:
+        path = self.source_dir(name) / "source.json"
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise UserError(
+                f"no source named {name!r}", "see 'repotool source list'"
+            ) from None
+        return SourceConfig.from_bytes(data, str(path))
+
+    def sources(self) -> list[SourceConfig]:
+        """All sources, in resolution order: priority (high first), then order added."""
+        if not self.sources_dir.is_dir():
+            return []
+        out = [
+            self.source(p.name)
+            for p in self.sources_dir.iterdir()
+            if (p / "source.json").is_file()
+        ]
+        return sorted(out, key=lambda s: (-s.priority, s.order, s.name))
+
+    def save_source(self, cfg: SourceConfig) -> None:
+        atomic_write(self.source_dir(cfg.name) / "source.json", cfg.to_bytes())
+
+    def keyring(self, name: str) -> Path:
+        return self.source_dir(name) / "keyring"
+
+    def cache(self, name: str) -> Path:
+        return self.source_dir(name) / "cache"
+
+    def source_lock(self, name: str) -> Any:
+        return locked(self.source_dir(name) / "lock", f"source {name!r}")
+
+    def ca_cert(self, cfg: SourceConfig) -> str | None:
+        return str(self.keyring(cfg.name) / "ca.pem") if cfg.ca_cert else None

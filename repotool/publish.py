@@ -1,0 +1,836 @@
+"""The publisher: init, add, remove, yank, sign, rotate (SPEC §2, docs/format.md).
+
+Changes made by ``add``/``remove``/``yank`` are recorded in ``DIR/.repotool/pending.json``
+and become visible to clients only when ``sign`` publishes them. ``sign`` computes the
+new shards, simple pages and TUF metadata, checks every role it writes meets its
+threshold with the given keys, verifies its own output, and only then writes: new
+target files first, then versioned metadata, then ``timestamp.json`` last — each by
+atomic rename, so a client (or a mirror mid-sync) sees either the old or the new
+repository, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuf.api.metadata import (
+    Delegations,
+    Key,
+    Metadata,
+    MetaFile,
+    Role,
+    Root,
+    Snapshot,
+    SuccinctRoles,
+    TargetFile,
+    Targets,
+    Timestamp,
+)
+from tuf.api.serialization.json import JSONSerializer
+
+from repotool import dists
+from repotool.errors import UserError, VerificationError
+from repotool.format import simple
+from repotool.format.index import FileEntry, Project, Shard, shard_of, shard_path
+from repotool.layout import (
+    BINS_PREFIX,
+    METADATA_DIR,
+    REPO_FIELD,
+    ROOT_PAGES,
+    WORK_DIR,
+    dist_target_path,
+    plain_target_path,
+    project_page_paths,
+    target_disk_path,
+)
+from repotool.storage import atomic_write, fsync_dir, locked
+
+if TYPE_CHECKING:
+    from securesystemslib.signer import Signer
+
+__all__ = ["DEFAULT_EXPIRY", "Repository", "RoleKeys", "SignSummary"]
+
+DEFAULT_EXPIRY = {  # seconds
+    "root": 365 * 86400,
+    "targets": 90 * 86400,
+    "bins": 90 * 86400,
+    "snapshot": 7 * 86400,
+    "timestamp": 86400,
+}
+DEFAULT_BIN_BITS = 8  # 256 hash bins for distribution files and simple pages
+_SERIALIZER = JSONSerializer(compact=True)
+
+
+def _md_bytes(md: Metadata[Any]) -> bytes:
+    return bytes(md.to_bytes(_SERIALIZER))
+
+
+@dataclass
+class RoleKeys:
+    """Public keys and thresholds of a new repository's roles."""
+
+    root: list[Key]
+    root_threshold: int
+    targets: list[Key]
+    targets_threshold: int
+    online: list[Key]
+
+
+@dataclass
+class SignSummary:
+    files: int = 0
+    bytes: int = 0
+    versions: dict[str, int] = field(default_factory=dict)  # role -> new version
+    projects_changed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "bytes": self.bytes,
+            "versions": dict(sorted(self.versions.items())),
+            "projects_changed": self.projects_changed,
+        }
+
+
+@dataclass
+class _Published:
+    root: Metadata[Root]
+    timestamp: Metadata[Timestamp]
+    snapshot: Metadata[Snapshot]
+    targets: Metadata[Targets]
+
+
+def _load_md(path: Path) -> Metadata[Any]:
+    try:
+        return Metadata.from_bytes(path.read_bytes())
+    except FileNotFoundError:
+        raise UserError(f"repository metadata {str(path)!r} is missing") from None
+    except Exception as e:
+        raise UserError(f"repository metadata {str(path)!r} is unreadable: {e}") from None
+
+
+def _fresh(signed: Any) -> Metadata[Any]:
+    """New metadata at version 0: the write path bumps every role it writes by one."""
+    signed.version = 0  # python-tuf validates only in __init__; 0 means "never published"
+    return Metadata(signed)
+
+
+def _utc_seconds(now: datetime) -> str:
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Repository:
+    """A repository directory, as its publisher sees it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.meta = root / METADATA_DIR
+        self.work = root / WORK_DIR
+
+    # ---- workspace -------------------------------------------------------------------
+
+    def _require(self) -> None:
+        if not (self.work / "config.json").is_file():
+            raise UserError(
+                f"{str(self.root)!r} is not a repotool repository",
+                "create one with 'repotool repo init DIR --name NAME --key PUB'",
+            )
+
+    def _lock(self) -> contextlib.AbstractContextManager[None]:
+        return locked(self.work / "lock", f"repository {str(self.root)!r}")
+
+    def config(self) -> dict[str, Any]:
+        self._require()
+        cfg: dict[str, Any] = json.loads((self.work / "config.json").read_text())
+        return cfg
+
+    def _pending(self) -> dict[str, list[dict[str, Any]]]:
+        try:
+            doc: dict[str, list[dict[str, Any]]] = json.loads(
+                (self.work / "pending.json").read_bytes()
+            )
+        except FileNotFoundError:
+            return {"add": [], "remove": [], "yank": []}
+        return doc
+
+    def _save_pending(self, pending: dict[str, list[dict[str, Any]]]) -> None:
+        atomic_write(self.work / "pending.json", json.dumps(pending, indent=1).encode())
+
+    def _pending_root(self) -> Metadata[Root] | None:
+        p = self.work / "root.json"
+        return _load_md(p) if p.exists() else None
+
+    # ---- reading what is published -----------------------------------------------------
+
+    def published(self) -> _Published | None:
+        ts_path = self.meta / "timestamp.json"
+        if not ts_path.exists():
+            return None
+        ts: Metadata[Timestamp] = _load_md(ts_path)
+        snap: Metadata[Snapshot] = _load_md(
+            self.meta / f"{ts.signed.snapshot_meta.version}.snapshot.json"
+        )
+        tmeta = snap.signed.meta["targets.json"]
+        targets: Metadata[Targets] = _load_md(self.meta / f"{tmeta.version}.targets.json")
+        root: Metadata[Root] = _load_md(self.meta / "root.json")
+        return _Published(root, ts, snap, targets)
+
+    def _load_bin(self, pub: _Published | None, name: str) -> Metadata[Targets]:
+        if pub is None or f"{name}.json" not in pub.snapshot.signed.meta:
+            return _fresh(Targets())
+        version = pub.snapshot.signed.meta[f"{name}.json"].version
+        return _load_md(self.meta / f"{version}.{name}.json")
+
+    def _read_target(self, tf: TargetFile) -> bytes:
+        path = target_disk_path(self.root, tf.path, tf.hashes["sha256"])
+        data = path.read_bytes()
+        tf.verify_length_and_hashes(data)
+        return data
+
+    def load_shard(self, pub: _Published | None, shard: str) -> Shard:
+        if pub is None:
+            return Shard(shard)
+        tf = pub.targets.signed.targets.get(shard_path(shard))
+        if tf is None:
+            return Shard(shard)
+        return Shard.from_bytes(self._read_target(tf), shard)
+
+    def _all_projects(self, pub: _Published | None) -> set[str]:
+        if pub is None:
+            return set()
+        bins = self._bins_of(pub.targets.signed)
+        page = ROOT_PAGES[1]
+        b = self._load_bin(pub, bins.get_role_for_target(page))
+        tf = b.signed.targets.get(page)
+        if tf is None:
+            return set()
+        doc = json.loads(self._read_target(tf))
+        return {p["name"] for p in doc["projects"]}
+
+    @staticmethod
+    def _bins_of(targets: Targets) -> SuccinctRoles:
+        assert targets.delegations is not None and targets.delegations.succinct_roles
+        sr: SuccinctRoles = targets.delegations.succinct_roles
+        return sr
+
+    # ---- init --------------------------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        root: Path,
+        name: str,
+        keys: RoleKeys,
+        *,
+        now: datetime,
+        bin_bits: int = DEFAULT_BIN_BITS,
+    ) -> Repository:
+        """Create the workspace and the unsigned first root; ``sign`` publishes it."""
+        repo = cls(root)
+        if repo.work.exists() or repo.meta.exists():
+            raise UserError(f"{str(root)!r} already holds a repository")
+        if not name or len(name) > 200 or not name.isprintable():
+            raise UserError(f"invalid repository name {name!r}")
+        for label, ks, thr in (
+            ("root", keys.root, keys.root_threshold),
+            ("targets", keys.targets, keys.targets_threshold),
+            ("online", keys.online, 1),
+        ):
+            ids = [k.keyid for k in ks]
+            if not ks:
+                raise UserError(f"no {label} key given")
+            if len(set(ids)) != len(ids):
+                raise UserError(f"the same {label} key is given twice")
+            if not 1 <= thr <= len(ks):
+                raise UserError(f"{label} threshold {thr} is not between 1 and {len(ks)}")
+        all_keys = {k.keyid: k for k in [*keys.root, *keys.targets, *keys.online]}
+        rootmd = Root(
+            version=1,
+            expires=now + timedelta(seconds=DEFAULT_EXPIRY["root"]),
+            keys=all_keys,
+            roles={
+                "root": Role([k.keyid for k in keys.root], keys.root_threshold),
+                "targets": Role([k.keyid for k in keys.targets], keys.targets_threshold),
+                "snapshot": Role([k.keyid for k in keys.online], 1),
+                "timestamp": Role([k.keyid for k in keys.online], 1),
+            },
+            consistent_snapshot=True,
+            unrecognized_fields={REPO_FIELD: {"name": name, "format": 1}},
+        )
+        root.mkdir(parents=True, exist_ok=True)
+        repo.work.mkdir()
+        atomic_write(repo.work / "root.json", _md_bytes(Metadata(rootmd)))
+        atomic_write(
+            repo.work / "config.json",
+            json.dumps({"name": name, "bin_bits": bin_bits, "format": 1}).encode(),
+        )
+        return repo
+
+    # ---- add / remove / yank -----------------------------------------------------------
+
+    def add(self, paths: list[Path], *, now: datetime) -> list[dists.DistInfo]:
+        """Record distributions to publish at the next ``sign``; copy them into the tree.
+
+        Every file is inspected before anything is recorded: one bad file adds nothing.
+        """
+        self._require()
+        files: list[Path] = []
+        for p in paths:
+            if p.is_dir():
+                files.extend(sorted(
+                    q for q in p.iterdir() if q.is_file() and dists.is_distribution_name(q.name)
+                ))
+            else:
+                files.append(p)
+        infos = [dists.inspect(p) for p in files]
+        with self._lock():
+            pending = self._pending()
+            pub = self.published()
+            known: dict[str, str] = {a["filename"]: a["sha256"] for a in pending["add"]}
+            shards: dict[str, Shard] = {}
+            added: list[dists.DistInfo] = []
+            for info, path in zip(infos, files, strict=True):
+                if info.filename in known:
+                    if known[info.filename] != info.sha256:
+                        raise UserError(
+                            f"{info.filename!r} is already added with different content",
+                            "a filename is never reused: publish a new version",
+                        )
+                    continue
+                plain = plain_target_path(self.root, dist_target_path(info.project, info.filename))
+                if plain.exists() and dists.sha256_file(plain)[0] != info.sha256:
+                    raise UserError(
+                        f"{info.filename!r} was published before with different content",
+                        "a filename is never reused, even after removal: publish a new version",
+                    )
+                sh = shard_of(info.project)
+                if sh not in shards:
+                    shards[sh] = self.load_shard(pub, sh)
+                proj = shards[sh].projects.get(info.project)
+                if proj and any(f.filename == info.filename for f in proj.files):
+                    continue  # already published with these very bytes
+                known[info.filename] = info.sha256
+                dest = target_disk_path(
+                    self.root, dist_target_path(info.project, info.filename), info.sha256
+                )
+                if not dest.exists():
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = dest.with_name(".tmp-" + dest.name)
+                    shutil.copyfile(path, tmp)
+                    if dists.sha256_file(tmp)[0] != info.sha256:
+                        tmp.unlink()
+                        raise UserError(f"{str(path)!r} changed while it was being added")
+                    os.replace(tmp, dest)
+                pending["add"].append(
+                    {
+                        "filename": info.filename,
+                        "project": info.project,
+                        "version": info.version,
+                        "sha256": info.sha256,
+                        "size": info.size,
+                        "requires_python": info.requires_python,
+                        "requires_dist": list(info.requires_dist),
+                        "summary": info.summary,
+                        "upload_time": _utc_seconds(now),
+                    }
+                )
+                added.append(info)
+            self._save_pending(pending)
+        return added
+
+    def _find_versions(self, project: str, version: str | None) -> list[FileEntry]:
+        from packaging.version import Version
+
+        pub = self.published()
+        shard = self.load_shard(pub, shard_of(project))
+        proj = shard.projects.get(project)
+        entries = list(proj.files) if proj else []
+        for a in self._pending()["add"]:
+            if a["project"] == project:
+                entries.append(_entry_from_pending(a))
+        if version is not None:
+            entries = [e for e in entries if Version(e.version) == Version(version)]
+        return entries
+
+    def remove(self, project: str, version: str | None) -> int:
+        """Unlist a project (or one version); returns the number of files unlisted."""
+        from packaging.utils import canonicalize_name
+
+        self._require()
+        project = canonicalize_name(project)
+        with self._lock():
+            found = self._find_versions(project, version)
+            if not found:
+                what = f"{project} {version}" if version else project
+                raise UserError(f"{what} is not in the repository")
+            pending = self._pending()
+            pending["remove"].append({"project": project, "version": version})
+            self._save_pending(pending)
+        return len(found)
+
+    def yank(self, project: str, version: str, reason: str | None) -> int:
+        from packaging.utils import canonicalize_name
+
+        self._require()
+        project = canonicalize_name(project)
+        with self._lock():
+            found = self._find_versions(project, version)
+            if not found:
+                raise UserError(f"{project} {version} is not in the repository")
+            pending = self._pending()
+            pending["yank"].append({"project": project, "version": version, "reason": reason})
+            self._save_pending(pending)
+        return len(found)
+
+    # ---- keys / rotate -----------------------------------------------------------------
+
+    def describe_keys(self) -> dict[str, Any]:
+        self._require()
+        pub = self.published()
+        rootmd = pub.root if pub else self._pending_root()
+        assert rootmd is not None
+        r = rootmd.signed
+        expiries: dict[str, str | None] = {"root": _utc_seconds(r.expires)}
+        if pub:
+            expiries["timestamp"] = _utc_seconds(pub.timestamp.signed.expires)
+            expiries["snapshot"] = _utc_seconds(pub.snapshot.signed.expires)
+            expiries["targets"] = _utc_seconds(pub.targets.signed.expires)
+        roles = {}
+        for name, role in r.roles.items():
+            roles[name] = {
+                "keys": sorted(role.keyids),
+                "threshold": role.threshold,
+                "expires": expiries.get(name),
+            }
+        return {
+            "name": r.unrecognized_fields.get(REPO_FIELD, {}).get("name"),
+            "root_version": r.version,
+            "published": pub is not None,
+            "pending_root": (self.work / "root.json").exists(),
+            "roles": roles,
+        }
+
+    def rotate(
+        self,
+        role: str,
+        add: list[Key],
+        remove: list[str],
+        threshold: int | None,
+        signers: list[Signer],
+        *,
+        now: datetime,
+        expires: int | None = None,
+    ) -> SignSummary:
+        """Publish a new root version with ``role``'s keys changed, signed by the old and
+        the new root thresholds."""
+        self._require()
+        if role not in ("root", "targets", "snapshot", "timestamp", "online"):
+            raise UserError(f"unknown role {role!r}", "roles: root, targets, online")
+        pub = self.published()
+        if pub is None:
+            raise UserError("the repository was never signed", "run 'repotool repo sign' first")
+        new = copy.deepcopy(pub.root.signed)
+        names = ["snapshot", "timestamp"] if role == "online" else [role]
+        for name in names:
+            r = new.roles[name]
+            for fpr in remove:
+                if fpr not in r.keyids:
+                    raise UserError(f"key {fpr} holds no {name} role")
+                r.keyids.remove(fpr)
+            for k in add:
+                if k.keyid in r.keyids:
+                    raise UserError(f"key {k.keyid} already holds the {name} role")
+                new.keys[k.keyid] = k
+                r.keyids.append(k.keyid)
+            if threshold is not None:
+                r.threshold = threshold
+            if not r.keyids or not 1 <= r.threshold <= len(r.keyids):
+                raise UserError(
+                    f"{name} would have {len(r.keyids)} key(s) and threshold {r.threshold}"
+                )
+        used = {k for r in new.roles.values() for k in r.keyids}
+        for keyid in list(new.keys):
+            if keyid not in used:
+                del new.keys[keyid]
+        new.version += 1
+        return self.sign(signers, now=now, expires=expires, new_root=Metadata(new))
+
+    # ---- sign --------------------------------------------------------------------------
+
+    def sign(
+        self,
+        signers: list[Signer],
+        *,
+        now: datetime,
+        expires: int | None = None,
+        force: frozenset[str] = frozenset(),
+        new_root: Metadata[Root] | None = None,
+    ) -> SignSummary:
+        """Publish pending changes. See the module docstring for the order of writes.
+
+        Raises:
+            VerificationError: a role to be written lacks its threshold of signatures
+                from ``signers``, or a signer holds no role being written (nothing is
+                written).
+            UserError: the repository is missing or unreadable.
+        """
+        self._require()
+        with self._lock():
+            return _Signing(self, signers, now, expires, force, new_root).run()
+
+
+def _entry_from_pending(a: dict[str, Any]) -> FileEntry:
+    return FileEntry(
+        filename=a["filename"],
+        version=a["version"],
+        sha256=a["sha256"],
+        size=a["size"],
+        requires_python=a["requires_python"],
+        requires_dist=tuple(a["requires_dist"]),
+        upload_time=a["upload_time"],
+        yanked=False,
+    )
+
+
+class _Signing:
+    """One ``sign`` run: compute everything in memory, check, then write."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        signers: list[Signer],
+        now: datetime,
+        expires: int | None,
+        force: frozenset[str],
+        new_root: Metadata[Root] | None,
+    ) -> None:
+        self.repo = repo
+        self.signers = signers
+        self.now = now.astimezone(UTC).replace(microsecond=0)
+        self.expires = expires
+        self.force = force
+        self.pub = repo.published()
+        self.pending = repo._pending()
+        self.pending_root = new_root or repo._pending_root()
+        self.writes: list[tuple[Path, bytes]] = []  # hash-prefixed targets and metadata
+        self.plain: list[tuple[Path, bytes]] = []  # plain-name simple pages
+        self.links: list[tuple[Path, Path]] = []  # dist: hashed -> plain
+        self.summary = SignSummary()
+        self._used: set[str] = set()
+        self._signed: list[tuple[str, Metadata[Any], Any, Root, Root | None]] = []
+
+    def _expiry(self, role: str) -> datetime:
+        secs = self.expires if self.expires is not None else DEFAULT_EXPIRY[role]
+        return self.now + timedelta(seconds=secs)
+
+    def _add_target(self, path: str, data: bytes) -> TargetFile:
+        tf = TargetFile.from_data(path, data, ["sha256"])
+        self.writes.append((target_disk_path(self.repo.root, path, tf.hashes["sha256"]), data))
+        self.plain.append((plain_target_path(self.repo.root, path), data))
+        return tf
+
+    def run(self) -> SignSummary:
+        repo, pub = self.repo, self.pub
+        old_root = pub.root.signed if pub else None
+        # (1) root: a pending root (init, rotate), or the published one re-signed on demand
+        rootmd: Metadata[Root]
+        root_changed = self.pending_root is not None or "root" in self.force
+        if self.pending_root is not None:
+            rootmd = self.pending_root
+            rootmd.signed.version = old_root.version + 1 if old_root else 1
+        else:
+            assert pub is not None
+            rootmd = copy.deepcopy(pub.root)
+            if root_changed:
+                rootmd.signed.version += 1
+        if root_changed:
+            rootmd.signatures.clear()
+            rootmd.signed.expires = self._expiry("root")
+        root = rootmd.signed
+
+        # (2) targets and its bins delegation follow root's targets role
+        if pub is None:
+            bits = int(repo.config()["bin_bits"])
+            targets = _fresh(Targets())
+            targets.signed.delegations = Delegations(
+                keys={}, roles=None,
+                succinct_roles=SuccinctRoles([], 1, bits, BINS_PREFIX),
+            )
+        else:
+            targets = copy.deepcopy(pub.targets)
+        tr = root.roles["targets"]
+        bins_role = Repository._bins_of(targets.signed)
+        delegations = targets.signed.delegations
+        assert delegations is not None
+        delegation_changed = (
+            sorted(bins_role.keyids) != sorted(tr.keyids) or bins_role.threshold != tr.threshold
+        )
+        if delegation_changed:
+            bins_role.keyids = list(tr.keyids)
+            bins_role.threshold = tr.threshold
+            delegations.keys = {k: root.keys[k] for k in tr.keyids}
+
+        # (3) apply pending changes to shards and pages
+        changed_targets: dict[str, TargetFile | None] = {}  # bin-held target path -> new/None
+        shard_targets: dict[str, TargetFile | None] = {}
+        self._apply_pending(changed_targets, shard_targets)
+
+        # (4) roles to write
+        bins: dict[str, Metadata[Targets]] = {}
+        all_bins = list(bins_role.get_roles())
+        if pub is None or delegation_changed or "bins" in self.force:
+            for b in all_bins:
+                bins[b] = repo._load_bin(pub, b)
+        for path, tf in changed_targets.items():
+            b = bins_role.get_role_for_target(path)
+            if b not in bins:
+                bins[b] = repo._load_bin(pub, b)
+            if tf is None:
+                bins[b].signed.targets.pop(path, None)
+            else:
+                bins[b].signed.targets[path] = tf
+        for path, tf in shard_targets.items():
+            if tf is None:
+                targets.signed.targets.pop(path, None)
+            else:
+                targets.signed.targets[path] = tf
+        targets_changed = (
+            pub is None or delegation_changed or bool(shard_targets) or root_changed
+            or "targets" in self.force
+        )
+        snapshot_changed = targets_changed or bool(bins) or "snapshot" in self.force
+
+        # (5) versions, expiries, signatures — bins, targets, snapshot, timestamp
+        to_sign: list[tuple[str, Metadata[Any], Any]] = []
+        if root_changed:
+            to_sign.append(("root", rootmd, None))
+        for name, md in sorted(bins.items()):
+            md.signed.version += 1
+            md.signed.expires = self._expiry("bins")
+            to_sign.append((name, md, targets.signed))
+        if targets_changed:
+            targets.signed.version += 1
+            targets.signed.expires = self._expiry("targets")
+            to_sign.append(("targets", targets, root))
+        self._sign_all(to_sign, root, old_root)
+
+        if snapshot_changed:
+            snapshot = _fresh(Snapshot()) if pub is None else copy.deepcopy(pub.snapshot)
+            snapshot.signed.version += 1
+            snapshot.signed.expires = self._expiry("snapshot")
+            if targets_changed:
+                snapshot.signed.meta["targets.json"] = MetaFile.from_data(
+                    targets.signed.version, _md_bytes(targets), ["sha256"]
+                )
+            for name, md in bins.items():
+                snapshot.signed.meta[f"{name}.json"] = MetaFile.from_data(
+                    md.signed.version, _md_bytes(md), ["sha256"]
+                )
+            self._sign_all([("snapshot", snapshot, root)], root, old_root)
+        else:
+            assert pub is not None
+            snapshot = pub.snapshot
+        timestamp = _fresh(Timestamp()) if pub is None else copy.deepcopy(pub.timestamp)
+        timestamp.signed.version += 1
+        timestamp.signed.expires = self._expiry("timestamp")
+        timestamp.signed.snapshot_meta = MetaFile.from_data(
+            snapshot.signed.version, _md_bytes(snapshot), ["sha256"]
+        )
+        self._sign_all([("timestamp", timestamp, root)], root, old_root)
+        self._check_missing()
+
+        # (6) write: targets, versioned metadata, root, timestamp last
+        meta = repo.meta
+        for name, md, _ in to_sign:
+            if name != "root":
+                self.writes.append((meta / f"{md.signed.version}.{name}.json", _md_bytes(md)))
+        if snapshot_changed:
+            self.writes.append(
+                (meta / f"{snapshot.signed.version}.snapshot.json", _md_bytes(snapshot))
+            )
+        if root_changed:
+            self.writes.append((meta / f"{root.version}.root.json", _md_bytes(rootmd)))
+            self.writes.append((meta / "root.json", _md_bytes(rootmd)))
+        self.summary.versions["timestamp"] = timestamp.signed.version
+        if snapshot_changed:
+            self.summary.versions["snapshot"] = snapshot.signed.version
+        for name, md, _ in to_sign:
+            self.summary.versions[name] = md.signed.version
+        self._write(meta / "timestamp.json", _md_bytes(timestamp))
+        return self.summary
+
+    def _apply_pending(
+        self,
+        changed: dict[str, TargetFile | None],
+        shard_targets: dict[str, TargetFile | None],
+    ) -> None:
+        repo, pub, pending = self.repo, self.pub, self.pending
+        shards: dict[str, Shard] = {}
+
+        def shard_for(project: str) -> Shard:
+            sh = shard_of(project)
+            if sh not in shards:
+                shards[sh] = repo.load_shard(pub, sh)
+            return shards[sh]
+
+        touched: set[str] = set()
+        from packaging.version import Version
+
+        for a in pending["add"]:
+            proj = shard_for(a["project"]).projects.setdefault(a["project"], Project(a["project"]))
+            if any(f.filename == a["filename"] for f in proj.files):
+                continue
+            entry = _entry_from_pending(a)
+            if not proj.files or Version(entry.version) >= max(proj.versions()):
+                proj.summary = a["summary"][:512]
+            proj.files.append(entry)
+            path = dist_target_path(a["project"], a["filename"])
+            changed[path] = TargetFile(a["size"], {"sha256": a["sha256"]}, path)
+            hashed = target_disk_path(repo.root, path, a["sha256"])
+            self.links.append((hashed, plain_target_path(repo.root, path)))
+            touched.add(a["project"])
+        for r in pending["remove"]:
+            rproj = shard_for(r["project"]).projects.get(r["project"])
+            if rproj is None:
+                continue
+            keep = []
+            for f in rproj.files:
+                if r["version"] is None or Version(f.version) == Version(r["version"]):
+                    changed[dist_target_path(rproj.name, f.filename)] = None
+                else:
+                    keep.append(f)
+            rproj.files = keep
+            touched.add(r["project"])
+        for y in pending["yank"]:
+            yproj = shard_for(y["project"]).projects.get(y["project"])
+            if yproj is None:
+                continue
+            yproj.files = [
+                FileEntry(**{**f.to_dict(), "requires_dist": f.requires_dist,
+                             "yanked": y["reason"] or True})
+                if Version(f.version) == Version(y["version"]) else f
+                for f in yproj.files
+            ]
+            touched.add(y["project"])
+
+        projects_before = repo._all_projects(pub) if touched else set()
+        projects_after = set(projects_before)
+        for name in sorted(touched):
+            sh = shard_for(name)
+            tproj = sh.projects.get(name)
+            html_path, json_path = project_page_paths(name)
+            if tproj is None or not tproj.files:
+                sh.projects.pop(name, None)
+                projects_after.discard(name)
+                changed[html_path] = changed[json_path] = None
+                continue
+            projects_after.add(name)
+            changed[html_path] = self._add_target(html_path, simple.project_html(tproj))
+            changed[json_path] = self._add_target(json_path, simple.project_json(tproj))
+        if projects_after != projects_before or pub is None:
+            for page, render in zip(ROOT_PAGES, (simple.root_html, simple.root_json), strict=True):
+                changed[page] = self._add_target(page, render(projects_after))
+        for sid, sh in shards.items():
+            if not any(shard_of(p) == sid for p in touched):
+                continue
+            path = shard_path(sid)
+            if sh.projects:
+                tf = TargetFile.from_data(path, data := sh.to_bytes(), ["sha256"])
+                self.writes.append((target_disk_path(repo.root, path, tf.hashes["sha256"]), data))
+                shard_targets[path] = tf
+            else:
+                shard_targets[path] = None
+        self.summary.projects_changed = len(touched)
+
+    def _sign_all(
+        self, items: list[tuple[str, Metadata[Any], Any]], root: Root, old_root: Root | None
+    ) -> None:
+        for name, md, delegator in items:
+            if name == "root":
+                allowed = set(root.roles["root"].keyids)
+                if old_root is not None:
+                    allowed |= set(old_root.roles["root"].keyids)
+            elif delegator is not None and isinstance(delegator, Targets):
+                allowed = set(Repository._bins_of(delegator).keyids)
+            else:
+                allowed = set(root.roles[name].keyids)
+            if name != "root":
+                md.signatures.clear()
+            for s in self.signers:
+                if s.public_key.keyid in allowed and s.public_key.keyid not in md.signatures:
+                    md.sign(s, append=True)
+                    self._used.add(s.public_key.keyid)
+            self._signed.append((name, md, delegator, root, old_root))
+
+    def _check_missing(self) -> None:
+        """(7) Check every role meets its threshold — and verify our own output."""
+        problems = []
+        for name, md, delegator, root, old_root in self._signed:
+            payload = md.signed_bytes
+            if name == "root":
+                res = md.signed.get_root_verification_result(old_root, payload, md.signatures)
+                parts = [res.first, res.second]
+            elif isinstance(delegator, Targets):
+                parts = [delegator.get_verification_result(name, payload, md.signatures)]
+            else:
+                parts = [root.get_verification_result(name, payload, md.signatures)]
+            for part in parts:
+                if not part.verified:
+                    missing = ", ".join(sorted(part.unsigned))
+                    problems.append(
+                        f"{name}: {part.missing} more signature(s) needed from keys {missing}"
+                    )
+        unused = {s.public_key.keyid for s in self.signers} - self._used
+        if problems:
+            uniq = list(dict.fromkeys(problems))
+            raise VerificationError(
+                "not enough authorized keys to sign; nothing was written: " + "; ".join(uniq[:4])
+                + (f" (and {len(uniq) - 4} more)" if len(uniq) > 4 else ""),
+                "give the private keys of the roles named (--key), or check 'repotool repo keys'",
+            )
+        if unused:
+            raise VerificationError(
+                f"key(s) {', '.join(sorted(unused))} hold no role this sign writes; "
+                "nothing was written",
+                "check 'repotool repo keys DIR' for who signs what",
+            )
+
+    def _write(self, timestamp_path: Path, timestamp_bytes: bytes) -> None:
+        dirs: set[Path] = set()
+        for hashed, plain in self.links:
+            if not plain.exists():
+                with contextlib.suppress(FileExistsError):
+                    try:
+                        os.link(hashed, plain)
+                    except OSError:
+                        shutil.copyfile(hashed, plain)
+                dirs.add(plain.parent)
+        for path, data in self.writes:
+            if not path.exists():
+                atomic_write(path, data, sync_dir=False)
+                dirs.add(path.parent)
+                self.summary.files += 1
+                self.summary.bytes += len(data)
+        for d in dirs:
+            fsync_dir(d)
+        atomic_write(timestamp_path, timestamp_bytes)
+        self.summary.files += 1
+        self.summary.bytes += len(timestamp_bytes)
+        # plain pages after the TUF view: plain pip sees the new version only now
+        for path, data in self.plain:
+            atomic_write(path, data, sync_dir=False)
+            self.summary.files += 1
+            self.summary.bytes += len(data)
+        for name in ("pending.json", "root.json"):
+            with contextlib.suppress(FileNotFoundError):
+                (self.repo.work / name).unlink()
+        fsync_dir(self.repo.work)
+

@@ -1,0 +1,90 @@
+"""Local files: atomic replacement, locks, and names that are safe as paths.
+
+Every write of state goes through :func:`atomic_write`: a temp file in the same
+directory, flush, fsync, ``os.replace``, then an fsync of the directory — so a kill
+at any moment leaves either the old or the new bytes, never a mix (SPEC §3.9).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from repotool.errors import UserError
+
+__all__ = ["atomic_write", "fsync_dir", "locked", "parse_duration", "safe_name"]
+
+_DURATION = re.compile(r"^([1-9][0-9]{0,9})([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def parse_duration(text: str) -> int:
+    """``90s``, ``30m``, ``12h``, ``7d``, ``2w`` → seconds.
+
+    Raises:
+        ValueError: anything else (the CLI reports it as a usage error, exit 2).
+    """
+    m = _DURATION.match(text.strip())
+    if not m:
+        raise ValueError(
+            f"invalid duration {text!r}: expected a number and a unit s, m, h, d or w (e.g. 7d)"
+        )
+    return int(m.group(1)) * _UNITS[m.group(2)]
+
+
+def safe_name(name: str) -> bool:
+    """True for names usable as one path component (source names)."""
+    return bool(_SAFE.match(name)) and name not in {".", ".."}
+
+
+def fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, sync_dir: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically (temp file, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix="-" + path.name[:32])
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if sync_dir:
+        fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def locked(lock_path: Path, what: str, *, wait: bool = True) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_path`` for the duration of the block.
+
+    The lock dies with the process, so kill -9 never leaves a stale lock.
+    """
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        flags = fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB
+        try:
+            fcntl.flock(fd, flags)
+        except BlockingIOError:
+            raise UserError(f"{what} is in use by another repotool process") from None
+        yield
+    finally:
+        os.close(fd)

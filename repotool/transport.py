@@ -1,0 +1,270 @@
+"""Transport: one fetcher interface over paths, file://, http:// and https://.
+
+Every fetcher is a python-tuf ``FetcherInterface`` (only ``_fetch`` is ours), so the
+TUF workflow, repotool's shard and file downloads, and the conformance adapter all go
+through the same code, with the same limits:
+
+* a length cap on every download (python-tuf's ``download_bytes``/``download_file``
+  raise as soon as one byte more than the signed length arrives);
+* connect and read timeouts on every socket operation;
+* an overall deadline per download, checked between reads that return whatever
+  bytes have arrived (``read1``), so a server dripping one byte a second is cut off.
+
+Transport is never trusted: TLS only adds privacy. ``ca_cert`` adds a CA for one
+source; otherwise requests uses the system CAs or ``REQUESTS_CA_BUNDLE``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import time
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from tuf.api import exceptions as tuf_exc
+from tuf.ngclient.fetcher import FetcherInterface
+
+from repotool.errors import DownloadError, UsageError, VerificationError
+
+if TYPE_CHECKING:
+    import requests
+
+__all__ = [
+    "Limits",
+    "base_url",
+    "make_fetcher",
+    "normalize_url",
+]
+
+chunk_size = 64 * 1024  # bytes per read
+
+
+@dataclass(frozen=True)
+class Limits:
+    connect_timeout: float = 10.0  # seconds to establish a connection
+    read_timeout: float = 15.0  # seconds with no byte received
+    download_deadline: float = 300.0  # seconds for one whole download
+    metadata_max_length: int = 16 * 1024 * 1024  # bytes, for metadata of unknown length
+
+
+def normalize_url(text: str) -> str:
+    """A path, ``file://``, ``http://`` or ``https://`` location → a URL ending in ``/``.
+
+    Raises:
+        UsageError: any other scheme, or a URL with credentials, query or fragment.
+    """
+    if not text or any(c.isspace() for c in text) or "\x00" in text:
+        raise UsageError(f"invalid repository location {text!r}")
+    parsed = urllib.parse.urlsplit(text)
+    if parsed.scheme in ("http", "https"):
+        if not parsed.hostname:
+            raise UsageError(f"invalid URL {text!r}: no host")
+        if parsed.username or parsed.password:
+            raise UsageError(f"URL {text!r} carries credentials; repotool refuses them")
+        if parsed.query or parsed.fragment:
+            raise UsageError(f"URL {text!r} has a query or fragment")
+        try:
+            _ = parsed.port
+        except ValueError:
+            raise UsageError(f"invalid URL {text!r}: bad port") from None
+        url = text
+    elif parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise UsageError(f"file URL {text!r} names a host")
+        url = "file://" + urllib.parse.quote(urllib.parse.unquote(parsed.path))
+    elif parsed.scheme == "" or (len(parsed.scheme) == 1 and os.name == "nt"):
+        url = Path(text).expanduser().resolve().as_uri()
+    else:
+        raise UsageError(
+            f"unsupported URL scheme {parsed.scheme!r} in {text!r}",
+            "use a path, file://, http:// or https://",
+        )
+    return url if url.endswith("/") else url + "/"
+
+
+def base_url(url: str) -> str:
+    return url if url.endswith("/") else url + "/"
+
+
+class _BaseFetcher(FetcherInterface):
+    """Adds repotool's own streaming download-with-hash to python-tuf's interface."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.bytes_fetched = 0
+        self.files_fetched = 0
+
+    def download_verified(
+        self, url: str, dest: IO[bytes], length: int, sha256: str
+    ) -> None:
+        """Stream ``url`` into ``dest`` while hashing; refuse more than ``length`` bytes,
+        fewer bytes, or another sha256.
+
+        Raises:
+            VerificationError: size or hash differ from the signed ones.
+            DownloadError: transport failure.
+        """
+        h = hashlib.sha256()
+        received = 0
+        try:
+            for chunk in self.fetch(url):
+                received += len(chunk)
+                if received > length:
+                    raise VerificationError(
+                        f"{url}: more bytes than the {length} the signed index declares"
+                    )
+                h.update(chunk)
+                dest.write(chunk)
+        except tuf_exc.DownloadError as e:
+            raise translate_download_error(e, url) from None
+        if received != length:
+            raise VerificationError(f"{url}: {received} bytes, the signed index says {length}")
+        if not hmac.compare_digest(h.hexdigest(), sha256):
+            raise VerificationError(f"{url}: sha256 differs from the signed index")
+
+
+class FileFetcher(_BaseFetcher):
+    """``file://`` URLs: the same limits as HTTP, bar the sockets."""
+
+    def _fetch(self, url: str) -> Iterator[bytes]:
+        parsed = urllib.parse.urlsplit(url)
+        path = urllib.parse.unquote(parsed.path)
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - closed by the generator
+        except FileNotFoundError:
+            raise tuf_exc.DownloadHTTPError(f"{url} not found", 404) from None
+        except IsADirectoryError:
+            raise tuf_exc.DownloadHTTPError(f"{url} is a directory", 404) from None
+        except PermissionError:
+            raise tuf_exc.DownloadHTTPError(f"{url}: permission denied", 403) from None
+        return self._chunks(f)
+
+    def _chunks(self, f: IO[bytes]) -> Iterator[bytes]:
+        deadline = time.monotonic() + self.limits.download_deadline
+        with f:
+            while chunk := f.read(chunk_size):
+                yield chunk
+                if time.monotonic() > deadline:
+                    raise tuf_exc.SlowRetrievalError("download took too long")
+
+
+class RequestsFetcher(_BaseFetcher):
+    """HTTP(S) with one ``requests.Session`` per (scheme, host)."""
+
+    def __init__(self, limits: Limits, ca_cert: str | None = None) -> None:
+        super().__init__(limits)
+        self.ca_cert = ca_cert
+        self._sessions: dict[tuple[str, str], requests.Session] = {}
+
+    def _session(self, url: str) -> requests.Session:
+        import requests
+
+        parsed = urllib.parse.urlsplit(url)
+        key = (parsed.scheme, parsed.netloc)
+        if key not in self._sessions:
+            s = requests.Session()
+            s.headers["User-Agent"] = "repotool"
+            s.headers["Accept-Encoding"] = "identity"
+            if self.ca_cert:
+                s.verify = self.ca_cert
+            self._sessions[key] = s
+        return self._sessions[key]
+
+    def _fetch(self, url: str) -> Iterator[bytes]:
+        import requests
+
+        try:
+            resp = self._session(url).get(
+                url,
+                stream=True,
+                timeout=(self.limits.connect_timeout, self.limits.read_timeout),
+                allow_redirects=True,
+            )
+        except requests.exceptions.SSLError as e:
+            raise tuf_exc.DownloadError(f"TLS failure for {url}: {_reason(e)}") from None
+        except requests.exceptions.Timeout:
+            raise tuf_exc.SlowRetrievalError(f"{url} timed out") from None
+        except requests.exceptions.RequestException as e:
+            raise tuf_exc.DownloadError(f"cannot reach {url}: {_reason(e)}") from None
+        if resp.status_code != 200:
+            resp.close()
+            raise tuf_exc.DownloadHTTPError(f"HTTP {resp.status_code} for {url}", resp.status_code)
+        return self._chunks(resp)
+
+    def _chunks(self, resp: Any) -> Iterator[bytes]:
+        import requests
+        import urllib3
+
+        deadline = time.monotonic() + self.limits.download_deadline
+        try:
+            raw = resp.raw
+            while True:
+                if time.monotonic() > deadline:
+                    raise tuf_exc.SlowRetrievalError(
+                        f"{resp.url}: download exceeded {self.limits.download_deadline:g} s"
+                    )
+                chunk = raw.read1(chunk_size)
+                if not chunk:
+                    break
+                yield chunk
+        except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError) as e:
+            if "timed out" in str(e).lower():
+                raise tuf_exc.SlowRetrievalError(f"{resp.url}: read timed out") from None
+            raise tuf_exc.DownloadError(f"{resp.url}: {_reason(e)}") from None
+        finally:
+            resp.close()
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e)
+    for marker in ("Caused by ", "Failed to establish a new connection: "):
+        if marker in text:
+            text = text.split(marker, 1)[1]
+    return text.strip("()'\" ")[:200]
+
+
+class Fetcher(_BaseFetcher):
+    """Dispatches by scheme; the one fetcher a source uses."""
+
+    def __init__(self, limits: Limits | None = None, ca_cert: str | None = None) -> None:
+        super().__init__(limits or Limits())
+        self._file = FileFetcher(self.limits)
+        self._http = RequestsFetcher(self.limits, ca_cert)
+
+    def _fetch(self, url: str) -> Iterator[bytes]:
+        if url.startswith("file:"):
+            return self._count(self._file._fetch(url))
+        if url.startswith(("http://", "https://")):
+            return self._count(self._http._fetch(url))
+        raise tuf_exc.DownloadError(f"unsupported URL {url!r}")
+
+    def _count(self, it: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in it:
+            self.bytes_fetched += len(chunk)
+            yield chunk
+        self.files_fetched += 1
+
+
+def make_fetcher(limits: Limits | None = None, ca_cert: str | None = None) -> Fetcher:
+    return Fetcher(limits, ca_cert)
+
+
+def translate_download_error(e: Exception, url: str | None = None) -> Exception:
+    """python-tuf's download exceptions → repotool's (length overruns are refusals)."""
+    where = f"{url}: " if url and url not in str(e) else ""
+    if isinstance(e, tuf_exc.DownloadLengthMismatchError):
+        return VerificationError(f"{where}more bytes than the signed metadata allows ({e})")
+    if isinstance(e, tuf_exc.SlowRetrievalError):
+        return DownloadError(f"{where}{e}", "the server is too slow or stalled; try a mirror")
+    if isinstance(e, tuf_exc.DownloadHTTPError):
+        return DownloadError(f"{where}{e}")
+    if isinstance(e, tuf_exc.DownloadError):
+        cause = e.__cause__
+        msg = f"{where}{e}" + (f": {_reason(cause)}" if cause else "")
+        return DownloadError(msg)
+    return e
