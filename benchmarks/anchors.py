@@ -3,7 +3,10 @@
 What is measured
 ----------------
 * ``apt-get update`` against a synthetic, gpg-signed apt repository with N
-  package stanzas in one ``Packages`` index (served also as ``Packages.xz``
+  package stanzas (by default ``lean``, ~360 bytes each: Package, Version,
+  Architecture: all, Maintainer, Depends, Filename, Size, SHA256,
+  Description; ``--stanza debian`` gives ~700-byte Debian-archive-like ones)
+  in one ``Packages`` index (served also as ``Packages.xz``
   and ``Packages.gz``, listed with SHA256 in ``Release``; ``InRelease`` is
   clearsigned, ``Release.gpg`` detached, by a throwaway ed25519 key).  Two
   cases: *cold* (a fresh, empty apt root: InRelease and the compressed index
@@ -22,13 +25,18 @@ What is measured
 * ``hashlib.sha256`` throughput of this machine (1 MiB chunks, median of 3),
   to normalise the figures between machines.
 
-Times are wall-clock seconds (``time.perf_counter``) around the whole child
-process, from spawn to reaping.  Peak memory is ``ru_maxrss`` (KiB) from
-``os.wait4()`` on the child: Linux reports there the maximum of the child's
-own peak RSS and the peak RSS of every descendant it reaped itself (apt's
-http/file/store/gpgv methods, gpgv), i.e. the peak RSS of the largest single
-process in the tree, not a sum.  It is the same number ``/usr/bin/time -v``
-prints as "Maximum resident set size".
+Times are wall-clock seconds (``time.perf_counter``) from spawning the child
+to reaping it.  Peak memory is ``ru_maxrss`` (KiB) from ``os.wait4()`` on the
+child: Linux reports there the maximum of the child's own peak RSS and that
+of every descendant it reaped itself (apt's http/file/store/gpgv methods,
+gpgv), i.e. the peak RSS of the largest single process in the tree, not a
+sum -- the number ``/usr/bin/time -v`` prints as "Maximum resident set size".
+Both are taken by a minimal launcher interpreter (``python -S -I``) that
+spawns the child and waits for it, because an exec'd child's ``ru_maxrss``
+also counts the high-water RSS of the image it was forked from (this big
+benchmark process otherwise); the launcher's ~8 MiB is the floor, reported as
+``peak_rss_floor_kib``.  No ``getrusage(RUSAGE_CHILDREN)`` deltas: a maximum
+cannot be differenced.
 
 How apt is isolated
 -------------------
@@ -44,10 +52,10 @@ auth.conf(.d) all resolve inside ``state_dir`` and the machine's own
 system's transport methods (``Dir::Bin::Methods=/usr/lib/apt/methods``) and
 the ``gpgv`` binary are used from the machine.  ``APT::Sandbox::User=root``
 (no drop to ``_apt``), ``Debug::NoLocking=1``, ``Acquire::Languages=none``
-and disabled Translations/Contents targets leave the ``Packages`` index as
-the only index target; ``APT::Architectures`` is the native architecture
-only.  Proxy variables are removed from the environment and ``LC_ALL=C``
-keeps apt's ``W:``/``E:``/``Err:`` prefixes parseable: any of those, or a
+and the Translations target disabled leave ``Packages`` as the only index
+target (no host apt.conf.d can add Contents or DEP-11);
+``APT::Architectures`` is the native architecture only.  Proxy variables are
+removed from the environment and ``LC_ALL=C`` keeps apt's ``W:``/``E:``/``Err:`` prefixes parseable: any of those, or a
 non-zero exit, raises :class:`AnchorError` with apt's output.
 
 Nothing here is ever sent anywhere but 127.0.0.1.

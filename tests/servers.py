@@ -193,6 +193,11 @@ class _Handler(BaseHTTPRequestHandler):
             super().finish()
         finally:
             self.server.untrack(self.request)
+            if isinstance(self.request, ssl.SSLSocket):
+                # socketserver only closes the raw socket, which the TLS
+                # wrapper detached from: close the wrapper ourselves.
+                _shutdown_socket(self.request)
+                self.request.close()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet
