@@ -55,8 +55,9 @@ the ``gpgv`` binary are used from the machine.  ``APT::Sandbox::User=root``
 and the Translations target disabled leave ``Packages`` as the only index
 target (no host apt.conf.d can add Contents or DEP-11);
 ``APT::Architectures`` is the native architecture only.  Proxy variables are
-removed from the environment and ``LC_ALL=C`` keeps apt's ``W:``/``E:``/``Err:`` prefixes parseable: any of those, or a
-non-zero exit, raises :class:`AnchorError` with apt's output.
+removed from the environment and ``LC_ALL=C`` keeps apt's ``W:``/``E:``/
+``Err:`` prefixes parseable: any of those, or a non-zero exit, raises
+:class:`AnchorError` with apt's output.
 
 Nothing here is ever sent anywhere but 127.0.0.1.
 
@@ -112,6 +113,7 @@ __all__ = [
     "build_apt_repo",
     "build_tuf_repo",
     "native_arch",
+    "rss_floor_kib",
     "run_all",
     "serve_dir",
     "sha256_throughput",
@@ -171,101 +173,19 @@ class AptRepo:
 # synthetic data shared by the apt and TUF builders
 # --------------------------------------------------------------------------
 
-_WORDS: tuple[str, ...] = (
-    "async",
-    "api",
-    "asyncio",
-    "backend",
-    "binding",
-    "cache",
-    "client",
-    "codec",
-    "command",
-    "config",
-    "core",
-    "crypto",
-    "data",
-    "database",
-    "date",
-    "debug",
-    "decorator",
-    "dependency",
-    "deploy",
-    "docs",
-    "engine",
-    "event",
-    "extension",
-    "file",
-    "format",
-    "framework",
-    "graph",
-    "grpc",
-    "hash",
-    "html",
-    "http",
-    "image",
-    "import",
-    "index",
-    "json",
-    "kernel",
-    "lazy",
-    "library",
-    "lint",
-    "logging",
-    "markdown",
-    "math",
-    "metrics",
-    "mock",
-    "model",
-    "network",
-    "numeric",
-    "object",
-    "orm",
-    "parser",
-    "path",
-    "plugin",
-    "pool",
-    "protocol",
-    "proxy",
-    "queue",
-    "regex",
-    "render",
-    "request",
-    "retry",
-    "runtime",
-    "schema",
-    "scheduler",
-    "secure",
-    "serial",
-    "server",
-    "shell",
-    "signal",
-    "socket",
-    "sql",
-    "stream",
-    "string",
-    "sync",
-    "task",
-    "template",
-    "test",
-    "text",
-    "thread",
-    "time",
-    "token",
-    "toml",
-    "tool",
-    "trace",
-    "type",
-    "unicode",
-    "url",
-    "utility",
-    "validate",
-    "vector",
-    "wrapper",
-    "xml",
-    "yaml",
-    "zip",
+_WORD_TEXT = (
+    "async api asyncio backend binding cache client codec command config "
+    "core crypto data database date debug decorator dependency deploy docs "
+    "engine event extension file format framework graph grpc hash html "
+    "http image import index json kernel lazy library lint logging "
+    "markdown math metrics mock model network numeric object orm parser "
+    "path plugin pool protocol proxy queue regex render request retry "
+    "runtime schema scheduler secure serial server shell signal socket sql "
+    "stream string sync task template test text thread time token toml "
+    "tool trace type unicode url utility validate vector wrapper xml yaml "
+    "zip"
 )
+_WORDS: tuple[str, ...] = tuple(_WORD_TEXT.split())
 
 
 def _project(i: int, projects: int) -> tuple[int, str]:
@@ -300,7 +220,7 @@ def native_arch() -> str:
 def _packages_text(entries: int, projects: int, stanza: Stanza = "lean", seed: int = 0) -> bytes:
     """The ``Packages`` index.
 
-    ``lean`` (~310 bytes/entry): Package, Version, Architecture, Maintainer,
+    ``lean`` (~360 bytes/entry): Package, Version, Architecture, Maintainer,
     Depends, Filename, Size, SHA256, Description -- about what a wheel index
     entry carries.  ``debian`` (~700 bytes/entry, like Debian's main archive):
     adds Source, Installed-Size, Recommends, a long Description, Homepage,
@@ -390,7 +310,7 @@ def build_apt_repo(
     and ``Release.gpg`` directly in ``root`` (``deb [...] URL ./``);
     ``layout="dists"`` uses ``dists/<suite>/<component>/binary-<arch>/`` and
     ``dists/<suite>/{Release,InRelease,Release.gpg}``.  The public key goes to
-    ``root.parent / (root.name + "-keyring.gpg")`` so it is not served.
+    ``root.parent / (root.name + "-keyring.gpg")`` (beside the repository).
     A throwaway ed25519 key is generated in a temporary ``GNUPGHOME`` (no
     passphrase, batch mode) that is deleted afterwards (agent killed first).
     """

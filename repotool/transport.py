@@ -133,7 +133,12 @@ class FileFetcher(_BaseFetcher):
 
     def _fetch(self, url: str) -> Iterator[bytes]:
         parsed = urllib.parse.urlsplit(url)
-        path = urllib.parse.unquote(parsed.path)
+        # decode segment by segment: a name from remote metadata such as "..%2Fx" must
+        # never climb out of the repository directory
+        segments = [urllib.parse.unquote(seg) for seg in parsed.path.split("/")]
+        if any("/" in seg or seg in (".", "..") for seg in segments):
+            raise tuf_exc.DownloadHTTPError(f"{url}: unsafe path", 404)
+        path = "/".join(segments)
         try:
             f = open(path, "rb")  # noqa: SIM115 - closed by the generator
         except FileNotFoundError:
@@ -181,6 +186,8 @@ class RequestsFetcher(_BaseFetcher):
         try:
             resp = self._session(url).get(
                 url,
+                # per request: requests lets REQUESTS_CA_BUNDLE override Session.verify
+                verify=self.ca_cert if self.ca_cert else True,
                 stream=True,
                 timeout=(self.limits.connect_timeout, self.limits.read_timeout),
                 allow_redirects=True,

@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from builders import build_wheel  # noqa: E402
+from builders import build_wheel
 
-from repotool import keys  # noqa: E402
-from repotool.publish import Repository, RoleKeys  # noqa: E402
+from repotool import keys
+from repotool.publish import Repository, RoleKeys
 
 
 @dataclass
@@ -35,7 +35,9 @@ class CliResult:
         return self.stdout + self.stderr
 
 
-def cli(*args: str | Path, env: dict[str, str] | None = None, input: str | None = None) -> CliResult:
+def cli(
+    *args: str | Path, env: dict[str, str] | None = None, input: str | None = None
+) -> CliResult:
     """Run ``repotool ARGS`` in-process; never lets an exception escape unnoticed."""
     from repotool.cli import STATE, app
 

@@ -4,14 +4,20 @@ Public API::
 
     tls_ca() -> trustme.CA
     write_ca_bundle(ca, path) -> Path
-    RepoServer(root, *, ca=None, host="127.0.0.1", listings=False)
-        .start() -> RepoServer / .stop() (idempotent) / context manager
+    RepoServer(root, *, ca=None, host="127.0.0.1", listings=False, slow_interval=1.0)
+        .start() -> Self / .stop(timeout=5.0) (idempotent) / context manager
         .url                      "http://127.0.0.1:PORT/" (https with ca=)
         .url_for(path) -> str     .port -> int
         .requests: list[str]      unquoted URL paths fetched, in order
         .log: list[RequestRecord] method, path (raw, with query), headers, status
         .count(key) -> int        .clear_log()      .reset()  (hooks)
+        .errors: list[str]        unexpected handler tracebacks (should stay [])
+        .root, .ssl_context, .slow_interval (mutable)
         attack hooks (mutable at runtime; see below)
+
+``listings=True`` serves a generated page of links for directories without an
+index (usable as ``pip --find-links URL``); by default they are 404.  An
+``index.json`` alone (no ``index.html``) is served whatever the Accept header.
 
 Hook keys are either a ``str`` -- matched against the unquoted URL path when it
 equals the key or ends with it on a ``/`` boundary ("foo.whl" matches
@@ -196,7 +202,6 @@ class _Handler(BaseHTTPRequestHandler):
             if isinstance(self.request, ssl.SSLSocket):
                 # socketserver only closes the raw socket, which the TLS
                 # wrapper detached from: close the wrapper ourselves.
-                _shutdown_socket(self.request)
                 self.request.close()
 
     def log_message(self, format: str, *args: Any) -> None:
