@@ -3,8 +3,10 @@
 The metadata is walked with python-tuf's ``Updater`` over a ``file://`` URL,
 bootstrapped from ``1.root.json`` (so the whole root chain is verified), then every
 target in ``targets`` and in every bin is checked on disk (length, sha256), every
-shard is parsed and each distribution it lists must match its bin entry. All
-problems are collected; the report lists each.
+shard is parsed and each distribution it lists must match its bin entry. The plain
+names pip reads (``metadata/root.json``, simple pages, distributions) must hold the
+signed bytes, and every hash-named file still on disk (older targets a client mid-update
+may fetch) must hash to its name. All problems are collected; the report lists each.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -64,8 +67,12 @@ def check_repository(directory: Path, *, now: datetime) -> CheckReport:
     url = directory.resolve().as_uri() + "/"
     work = Path(tempfile.mkdtemp(prefix="repotool-check-"))
     try:
-        up = Updater(str(work), url + "metadata/", None, url, Fetcher(),
-                     bootstrap=first.read_bytes())
+        try:
+            up = Updater(str(work), url + "metadata/", None, url, Fetcher(),
+                         bootstrap=first.read_bytes())
+        except (tuf_exc.RepositoryError, ValueError, TypeError, KeyError) as e:
+            report.problems.append(f"metadata: {first.name} is not a valid root: {e}")
+            return report
         up._trusted_set.reference_time = now
         try:
             up.refresh()
@@ -76,6 +83,9 @@ def check_repository(directory: Path, *, now: datetime) -> CheckReport:
             report.problems.append(f"metadata: {translate_download_error(e)}")
             return report
         ts = up._trusted_set
+        newest = meta / f"{ts.root.version}.root.json"
+        if _hash(meta / "root.json") != _hash(newest):
+            report.problems.append(f"metadata/root.json: differs from {newest.name}, the newest")
         for role in ("root", "timestamp", "snapshot", "targets"):
             md = ts[role]
             left = md.expires - now
@@ -100,14 +110,21 @@ def check_repository(directory: Path, *, now: datetime) -> CheckReport:
                 if delegations.succinct_roles.get_role_for_target(path) != name:
                     report.problems.append(f"{name}: lists {path!r}, which belongs elsewhere")
         all_targets = {**ts.targets.targets, **bin_targets}
+        checked: set[Path] = set()
         for path, tf in sorted(all_targets.items()):
             report.targets += 1
             sha = tf.hashes.get("sha256", "")
-            got = _hash(target_disk_path(directory, path, sha))
+            disk = target_disk_path(directory, path, sha)
+            checked.add(disk)
+            got = _hash(disk)
             if got is None:
                 report.problems.append(f"{path}: missing ({sha[:12]}…)")
             elif got[1] != tf.length or not hmac.compare_digest(got[0], sha):
                 report.problems.append(f"{path}: size or sha256 differs from the signed one")
+            plain = directory.joinpath(*path.split("/"))
+            if path.startswith("simple/") and _hash(plain) != (sha, tf.length):  # pip reads it
+                report.problems.append(
+                    f"{path}: plain copy for pip missing or differs from the signed one")
         # shards vs files
         for path, tf in sorted(ts.targets.targets.items()):
             if not path.startswith("index/"):
@@ -134,6 +151,7 @@ def check_repository(directory: Path, *, now: datetime) -> CheckReport:
                     if got != (f.sha256, f.size):
                         report.problems.append(f"{dpath}: plain copy for pip missing or differs")
         _check_root_page(directory, bin_targets, report)
+        _check_hash_named(directory, checked, report)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return report
@@ -149,3 +167,20 @@ def _check_root_page(directory: Path, bin_targets: dict[str, Any], report: Check
                    .read_bytes())
     except (OSError, ValueError) as e:
         report.problems.append(f"simple/index.json: {e}")
+
+
+_HASH_NAMED = re.compile(r"^([0-9a-f]{64})\.")
+
+
+def _check_hash_named(directory: Path, checked: set[Path], report: CheckReport) -> None:
+    """Older targets stay on disk under their hash-prefixed names (consistent snapshots):
+    each must still hash to its name."""
+    for top in ("index", "simple", "files"):
+        for path in sorted((directory / top).rglob("*")):
+            m = _HASH_NAMED.match(path.name)
+            if m is None or path in checked or not path.is_file():
+                continue
+            got = _hash(path)
+            if got is None or not hmac.compare_digest(got[0], m.group(1)):
+                rel = path.relative_to(directory).as_posix()
+                report.problems.append(f"{rel}: content does not match the sha256 in its name")

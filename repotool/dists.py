@@ -7,6 +7,7 @@ The filename is parsed with ``packaging.utils`` and the file's own metadata (whe
 from __future__ import annotations
 
 import hashlib
+import re
 import tarfile
 import zipfile
 from dataclasses import dataclass
@@ -58,7 +59,17 @@ def is_distribution_name(filename: str) -> bool:
     return filename.endswith((".whl", ".tar.gz", ".zip"))
 
 
+# Every character a wheel or sdist name can legitimately hold (names, PEP 440 versions
+# with epochs and local parts, build tags, platform tags); anything else ('#', '?', spaces)
+# would break the URLs of the simple pages.
+_FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+!-]{0,254}$")
+
+
 def _parse_name(filename: str) -> tuple[str, Version, str]:
+    if not _FILENAME.match(filename):
+        raise UserError(
+            f"{filename!r} is not a valid distribution filename: unexpected characters or length"
+        )
     try:
         if filename.endswith(".whl"):
             name, version, _build, _tags = parse_wheel_filename(filename)

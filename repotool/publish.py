@@ -4,9 +4,10 @@ Changes made by ``add``/``remove``/``yank`` are recorded in ``DIR/.repotool/pend
 and become visible to clients only when ``sign`` publishes them. ``sign`` computes the
 new shards, simple pages and TUF metadata, checks every role it writes meets its
 threshold with the given keys, verifies its own output, and only then writes: new
-target files first, then versioned metadata, then ``timestamp.json`` last — each by
-atomic rename, so a client (or a mirror mid-sync) sees either the old or the new
-repository, never half of one.
+target files first, then versioned metadata, then ``timestamp.json`` — each by atomic
+rename, so a client (or a mirror mid-sync) sees either the old or the new repository,
+never half of one. Only the plain-name simple pages for pip follow the timestamp (the
+files they link to already exist). Pending changes apply in the order they were made.
 """
 
 from __future__ import annotations
@@ -164,6 +165,11 @@ class Repository:
     def _save_pending(self, pending: dict[str, list[dict[str, Any]]]) -> None:
         atomic_write(self.work / "pending.json", json.dumps(pending, indent=1).encode())
 
+    @staticmethod
+    def _next_seq(pending: dict[str, list[dict[str, Any]]]) -> int:
+        """Pending changes apply at ``sign`` in the order they were made ("seq")."""
+        return 1 + max((int(e.get("seq", 0)) for es in pending.values() for e in es), default=0)
+
     def _pending_root(self) -> Metadata[Root] | None:
         p = self.work / "root.json"
         return _load_md(p) if p.exists() else None
@@ -180,7 +186,12 @@ class Repository:
         )
         tmeta = snap.signed.meta["targets.json"]
         targets: Metadata[Targets] = _load_md(self.meta / f"{tmeta.version}.targets.json")
-        root: Metadata[Root] = _load_md(self.meta / "root.json")
+        # the newest N.root.json, not the root.json copy (which a sign killed between the
+        # two writes, or an older repotool that never updated it, can leave behind)
+        versions = [int(p.name.split(".")[0]) for p in self.meta.glob("*.root.json")
+                    if p.name.split(".")[0].isdigit()]
+        newest = f"{max(versions)}.root.json" if versions else "root.json"
+        root: Metadata[Root] = _load_md(self.meta / newest)
         return _Published(root, ts, snap, targets)
 
     def _load_bin(self, pub: _Published | None, name: str) -> Metadata[Targets]:
@@ -285,12 +296,18 @@ class Repository:
         files: list[Path] = []
         for p in paths:
             if p.is_dir():
-                files.extend(sorted(
+                found = sorted(
                     q for q in p.iterdir() if q.is_file() and dists.is_distribution_name(q.name)
-                ))
+                )
+                if not found:
+                    raise UserError(
+                        f"{str(p)!r} holds no wheels or sdists (*.whl, *.tar.gz, *.zip)")
+                files.extend(found)
             else:
                 files.append(p)
         infos = [dists.inspect(p) for p in files]
+        for info in infos:
+            _check_indexable(info, _utc_seconds(now))
         with self._lock():
             pending = self._pending()
             pub = self.published()
@@ -318,6 +335,7 @@ class Repository:
                 if proj and any(f.filename == info.filename for f in proj.files):
                     continue  # already published with these very bytes
                 known[info.filename] = info.sha256
+                seq = self._next_seq(pending)
                 dest = target_disk_path(
                     self.root, dist_target_path(info.project, info.filename), info.sha256
                 )
@@ -340,6 +358,7 @@ class Repository:
                         "requires_dist": list(info.requires_dist),
                         "summary": info.summary,
                         "upload_time": _utc_seconds(now),
+                        "seq": seq,
                     }
                 )
                 added.append(info)
@@ -372,7 +391,8 @@ class Repository:
                 what = f"{project} {version}" if version else project
                 raise UserError(f"{what} is not in the repository")
             pending = self._pending()
-            pending["remove"].append({"project": project, "version": version})
+            pending["remove"].append(
+                {"project": project, "version": version, "seq": self._next_seq(pending)})
             self._save_pending(pending)
         return len(found)
 
@@ -386,7 +406,8 @@ class Repository:
             if not found:
                 raise UserError(f"{project} {version} is not in the repository")
             pending = self._pending()
-            pending["yank"].append({"project": project, "version": version, "reason": reason})
+            pending["yank"].append({"project": project, "version": version, "reason": reason,
+                                    "seq": self._next_seq(pending)})
             self._save_pending(pending)
         return len(found)
 
@@ -487,6 +508,24 @@ class Repository:
             return _Signing(self, signers, now, expires, force, new_root).run()
 
 
+def _check_indexable(info: dists.DistInfo, upload_time: str) -> None:
+    """Refuse a file whose index entry clients would refuse (e.g. a Requires-Python longer
+    than the shard format allows): one such file would make its whole shard unreadable."""
+    from repotool.errors import FormatError
+
+    entry = FileEntry(info.filename, info.version, info.sha256, info.size, info.requires_python,
+                      info.requires_dist, upload_time, False)
+    sid = shard_of(info.project)
+    shard = Shard(sid, {info.project: Project(info.project, info.summary[:512], [entry])})
+    try:
+        Shard.from_bytes(shard.to_bytes(), sid)
+    except FormatError as e:
+        raise UserError(
+            f"{info.filename!r} cannot be indexed: {e.message}",
+            "its metadata exceeds what the index format allows (docs/format.md)",
+        ) from None
+
+
 def _entry_from_pending(a: dict[str, Any]) -> FileEntry:
     return FileEntry(
         filename=a["filename"],
@@ -523,6 +562,7 @@ class _Signing:
         self.writes: list[tuple[Path, bytes]] = []  # hash-prefixed targets and metadata
         self.plain: list[tuple[Path, bytes]] = []  # plain-name simple pages
         self.links: list[tuple[Path, Path]] = []  # dist: hashed -> plain
+        self.unlink_plain: list[Path] = []  # plain pages of projects no longer listed
         self.summary = SignSummary()
         self._used: set[str] = set()
         self._signed: list[tuple[str, Metadata[Any], Any, Root, Root | None]] = []
@@ -684,42 +724,49 @@ class _Signing:
         touched: set[str] = set()
         from packaging.version import Version
 
-        for a in pending["add"]:
-            proj = shard_for(a["project"]).projects.setdefault(a["project"], Project(a["project"]))
-            if any(f.filename == a["filename"] for f in proj.files):
-                continue
-            entry = _entry_from_pending(a)
-            if not proj.files or Version(entry.version) >= max(proj.versions()):
-                proj.summary = a["summary"][:512]
-            proj.files.append(entry)
-            path = dist_target_path(a["project"], a["filename"])
-            changed[path] = TargetFile(a["size"], {"sha256": a["sha256"]}, path)
-            hashed = target_disk_path(repo.root, path, a["sha256"])
-            self.links.append((hashed, plain_target_path(repo.root, path)))
-            touched.add(a["project"])
-        for r in pending["remove"]:
-            rproj = shard_for(r["project"]).projects.get(r["project"])
-            if rproj is None:
-                continue
-            keep = []
-            for f in rproj.files:
-                if r["version"] is None or Version(f.version) == Version(r["version"]):
-                    changed[dist_target_path(rproj.name, f.filename)] = None
-                else:
-                    keep.append(f)
-            rproj.files = keep
-            touched.add(r["project"])
-        for y in pending["yank"]:
-            yproj = shard_for(y["project"]).projects.get(y["project"])
-            if yproj is None:
-                continue
-            yproj.files = [
-                FileEntry(**{**f.to_dict(), "requires_dist": f.requires_dist,
-                             "yanked": y["reason"] or True})
-                if Version(f.version) == Version(y["version"]) else f
-                for f in yproj.files
-            ]
-            touched.add(y["project"])
+        # in the order the changes were made ("seq"; older pending files: adds, removes, yanks)
+        events = [(kind, e) for kind in ("add", "remove", "yank") for e in pending.get(kind, [])]
+        events.sort(key=lambda ke: int(ke[1].get("seq", 0)))
+        for kind, e in events:
+            if kind == "add":
+                proj = shard_for(e["project"]).projects.setdefault(
+                    e["project"], Project(e["project"]))
+                if any(f.filename == e["filename"] for f in proj.files):
+                    continue
+                entry = _entry_from_pending(e)
+                if not proj.files or Version(entry.version) >= max(proj.versions()):
+                    proj.summary = e["summary"][:512]
+                proj.files.append(entry)
+                path = dist_target_path(e["project"], e["filename"])
+                changed[path] = TargetFile(e["size"], {"sha256": e["sha256"]}, path)
+                touched.add(e["project"])
+            elif kind == "remove":
+                rproj = shard_for(e["project"]).projects.get(e["project"])
+                if rproj is None:
+                    continue
+                keep = []
+                for f in rproj.files:
+                    if e["version"] is None or Version(f.version) == Version(e["version"]):
+                        changed[dist_target_path(rproj.name, f.filename)] = None
+                    else:
+                        keep.append(f)
+                rproj.files = keep
+                touched.add(e["project"])
+            else:
+                yproj = shard_for(e["project"]).projects.get(e["project"])
+                if yproj is None:
+                    continue
+                yproj.files = [
+                    FileEntry(**{**f.to_dict(), "requires_dist": f.requires_dist,
+                                 "yanked": e["reason"] or True})
+                    if Version(f.version) == Version(e["version"]) else f
+                    for f in yproj.files
+                ]
+                touched.add(e["project"])
+        for path, tf in changed.items():  # plain names for pip, of the files still listed
+            if tf is not None:
+                hashed = target_disk_path(repo.root, path, tf.hashes["sha256"])
+                self.links.append((hashed, plain_target_path(repo.root, path)))
 
         projects_before = repo._all_projects(pub) if touched else set()
         projects_after = set(projects_before)
@@ -731,6 +778,8 @@ class _Signing:
                 sh.projects.pop(name, None)
                 projects_after.discard(name)
                 changed[html_path] = changed[json_path] = None
+                self.unlink_plain += [plain_target_path(repo.root, p)
+                                      for p in (html_path, json_path)]
                 continue
             projects_after.add(name)
             changed[html_path] = self._add_target(html_path, simple.project_html(tproj))
@@ -772,7 +821,9 @@ class _Signing:
 
     def _check_missing(self) -> None:
         """(7) Check every role meets its threshold — and verify our own output."""
-        problems = []
+        # (role names, in signing order) per distinct shortfall, so 256 bins short of the
+        # same key make one line, and top-level roles are named first
+        shortfalls: dict[str, list[str]] = {}
         for name, md, delegator, root, old_root in self._signed:
             payload = md.signed_bytes
             if name == "root":
@@ -785,9 +836,15 @@ class _Signing:
             for part in parts:
                 if not part.verified:
                     missing = ", ".join(sorted(part.unsigned))
-                    problems.append(
-                        f"{name}: {part.missing} more signature(s) needed from keys {missing}"
-                    )
+                    what = f"{part.missing} more signature(s) needed from keys {missing}"
+                    if name not in shortfalls.setdefault(what, []):
+                        shortfalls[what].append(name)
+        problems = []
+        for what, names in shortfalls.items():
+            top = [n for n in names if not n.startswith(BINS_PREFIX + "-")]
+            bins = [n for n in names if n.startswith(BINS_PREFIX + "-")]
+            label = top + (bins if len(bins) <= 2 else [f"{len(bins)} {BINS_PREFIX} roles"])
+            problems.append(f"{', '.join(label)}: {what}")
         unused = {s.public_key.keyid for s in self.signers} - self._used
         if problems:
             uniq = list(dict.fromkeys(problems))
@@ -814,7 +871,10 @@ class _Signing:
                         shutil.copyfile(hashed, plain)
                 dirs.add(plain.parent)
         for path, data in self.writes:
-            if not path.exists():
+            # Skip only identical bytes: hash-named targets are immutable, but a versioned
+            # metadata file left by a sign that died before its timestamp is referenced by
+            # nothing and must be replaced, and root.json always follows the newest root.
+            if not path.exists() or path.read_bytes() != data:
                 atomic_write(path, data, sync_dir=False)
                 dirs.add(path.parent)
                 self.summary.files += 1
@@ -829,6 +889,9 @@ class _Signing:
             atomic_write(path, data, sync_dir=False)
             self.summary.files += 1
             self.summary.bytes += len(data)
+        for path in self.unlink_plain:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
         for name in ("pending.json", "root.json"):
             with contextlib.suppress(FileNotFoundError):
                 (self.repo.work / name).unlink()

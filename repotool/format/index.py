@@ -131,11 +131,14 @@ class Shard:
             doc = json.loads(data)
         except (ValueError, UnicodeDecodeError) as e:
             raise FormatError(f"index shard {shard!r} is not JSON: {e}") from None
+        except RecursionError:  # absurdly deep nesting
+            raise FormatError(f"index shard {shard!r} is nested too deeply") from None
         problems: list[str] = []
         out = cls(shard)
         if not isinstance(doc, dict) or set(doc) != {"repotool-index", "shard", "projects"}:
             raise FormatError(f"index shard {shard!r} has unexpected top-level fields")
-        if doc["repotool-index"] != FORMAT_VERSION:
+        fv = doc["repotool-index"]
+        if type(fv) is not int or fv != FORMAT_VERSION:  # not True, 1.0 or "1"
             raise FormatError(
                 f"index shard {shard!r} has format {doc['repotool-index']!r}, "
                 f"this repotool reads {FORMAT_VERSION}",
@@ -230,4 +233,6 @@ def _parse_file(project: str, fdoc: object) -> FileEntry:
     yanked = fdoc["yanked"]
     if not isinstance(yanked, bool):
         yanked = _str(yanked, "yanked reason", 1024)
+        if not yanked:  # PEP 691: a reason is a non-empty string
+            raise FormatError(f"file {filename!r}: yanked reason is empty")
     return FileEntry(filename, str(version), sha, size, rp, deps, ut, yanked)
