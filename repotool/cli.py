@@ -8,6 +8,7 @@ commands that need them, so queries start fast.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -74,6 +75,11 @@ def handled(fn: F) -> F:
         except KeyboardInterrupt:
             _err("repotool: interrupted")
             raise typer.Exit(130) from None
+        except BrokenPipeError:
+            # the reader went away (`repotool list | head`): not an error of ours
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
         except OSError as e:
             _err(f"repotool: error: {e.strerror or e}"
                  + (f": {e.filename!r}" if getattr(e, "filename", None) else ""))
@@ -714,7 +720,8 @@ def download(
     """Download verified files into a directory."""
     from repotool.queries import download as do_download
 
-    done = do_download(_home(), requirements, dest, deps=deps, limits=_limits())
+    done = do_download(_home(), requirements, dest, deps=deps, limits=_limits(),
+                       report=lambda msg: _err(f"warning: {msg}"))
     if as_json:
         _print_json(done)
         return
@@ -746,5 +753,169 @@ def verify(
         raise typer.Exit(3)
 
 
+
+# ---- install, lock, proxy (pip through the verified index) -----------------------------
+
+
+def _echo(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
+Requirements = Annotated[list[str] | None, typer.Argument(
+    help="Requirements, e.g. demo-pkg==1.0 or 'demo-pkg[extra]>=1'.", show_default=False)]
+RequirementFiles = Annotated[list[Path] | None, typer.Option(
+    "-r", "--requirement", help="Read requirements from this file (repeatable); options "
+    "other than -r and --hash are refused.", show_default=False)]
+PythonOpt = Annotated[Path | None, typer.Option(
+    "--python", help="Interpreter whose environment pip installs into (default: the one "
+    "running repotool).", show_default=False)]
+
+
+def _install_problems(outcome: Any) -> None:
+    """Report what the proxy refused and what pip did on its own, on stderr."""
+    failed = outcome.pip_exit != 0
+    for w in outcome.warnings:
+        _err(f"warning: {w}")
+    for p in outcome.problems:
+        if p.kind == "file":
+            _err(f"repotool: error: refused {p.subject} from source {p.source!r}: {p.message}")
+            _err("  hint: pip received none of its bytes; run 'repotool update' or tell the "
+                 "source's publisher")
+        elif failed or p.exit_code == 3:
+            _err(f"repotool: {'error' if failed else 'warning'}: {p.message}")
+            if p.hint and failed:
+                _err(f"  hint: {p.hint}")
+    for i in outcome.unverified:
+        _err(f"repotool: error: pip took {i.project} {i.version} from {i.url!r}, which is "
+             "not a file the verified proxy served")
+    if failed and not outcome.problems and not outcome.unverified:
+        _err(f"repotool: error: pip failed (exit status {outcome.pip_exit}); see its output "
+             "above")
+
+
+def _install_summary(outcome: Any) -> None:
+    w = sys.stdout.write
+    for name, source, reason in outcome.resolutions:
+        w(f"{name}: resolves to {source or 'nothing'} ({reason})\n")
+    verb = "would install" if outcome.dry_run else "installed"
+    if outcome.installed is None:  # pip failed, or is too old for --report
+        label = "served" if outcome.pip_exit == 0 else "verified, not installed:"
+        for s in outcome.served:
+            w(f"{label} {s.project} {s.version} from {s.source}: {s.filename} "
+              f"sha256:{s.sha256}\n")
+        return
+    used = set()
+    for i in outcome.installed:
+        if i.served is not None:
+            s = i.served
+            used.add((s.project, s.filename))
+            w(f"{verb} {s.project} {s.version} from {s.source}: {s.filename} "
+              f"sha256:{s.sha256}\n")
+    for s in outcome.served:
+        if (s.project, s.filename) not in used:
+            w(f"verified, not installed: {s.project} {s.version} from {s.source}: "
+              f"{s.filename} sha256:{s.sha256}\n")
+    if not outcome.installed and outcome.pip_exit == 0:
+        w("nothing to install: the requirements are already satisfied\n")
+
+
+@app.command("install")
+@handled
+def install(
+    requirements: Requirements = None,
+    requirement_file: RequirementFiles = None,
+    python: PythonOpt = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Resolve and say what would be installed, from which source and "
+        "why; install nothing.")] = False,
+) -> None:
+    """Install with pip through the verified index: pip never receives unverified bytes."""
+    from repotool.install import install as do_install
+
+    outcome = do_install(_home(), list(requirements or []), list(requirement_file or []),
+                         python=python, limits=_limits(), dry_run=dry_run, echo=_echo)
+    _install_summary(outcome)
+    _install_problems(outcome)
+    if outcome.exit_code:
+        raise typer.Exit(outcome.exit_code)
+
+
+@app.command("lock")
+@handled
+def lock(
+    requirements: Requirements = None,
+    output: Annotated[Path, typer.Option(
+        "-o", "--output", help="Requirements file to write ('-' for stdout).")] = Path("-"),
+    requirement_file: RequirementFiles = None,
+    python: PythonOpt = None,
+) -> None:
+    """Resolve with pip through the verified index and write name==version --hash lines."""
+    from repotool.lock import lock as do_lock
+    from repotool.lock import render
+    from repotool.storage import atomic_write
+
+    out = do_lock(_home(), list(requirements or []), list(requirement_file or []),
+                  python=python, limits=_limits(), echo=_echo)
+    _install_problems(out.run)
+    if out.exit_code:
+        raise typer.Exit(out.exit_code)
+    text = render(out.entries, out.run.python)
+    if str(output) == "-":
+        sys.stdout.write(text)
+        return
+    atomic_write(output, text.encode())
+    for e in out.entries:
+        sys.stdout.write(f"{e.project}=={e.version} from {e.source} "
+                         f"({len(e.hashes)} hash(es))\n")
+    _err(f"wrote {output}; install with 'repotool install -r {output}'")
+
+
+@app.command("proxy")
+@handled
+def proxy(
+    port: Annotated[int, typer.Option("--port", min=0, max=65535,
+                                      help="0 picks a free port.")] = 8141,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+) -> None:
+    """Serve the verified view of all sources as a PEP 503/691 index for pip, uv, poetry."""
+    import signal
+    import threading
+
+    from repotool.proxy import RunningProxy, VerifiedIndex
+
+    home = _home()
+    if not home.sources():
+        raise UserError("no sources", "add one with 'repotool source add NAME URL --key PUB'")
+    index = VerifiedIndex(home, _limits(), live=True, log=lambda m: _echo(m + "\n"))
+    try:
+        server = RunningProxy(index, host, port)
+    except OSError as e:
+        raise UserError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+
+    def _stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _stop) if main_thread else None
+    try:  # SIGINT or SIGTERM from here on is a clean stop (exit 0)
+        sys.stdout.write(f"serving the verified index of {len(home.sources())} source(s) "
+                         f"at {server.url}\npip: --index-url {server.index_url}\n")
+        sys.stdout.flush()
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+    _err("repotool proxy stopped")
+
 def main() -> None:
-    app(prog_name="repotool")
+    try:
+        app(prog_name="repotool")
+    finally:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader went away before our last write
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -53,6 +54,8 @@ __all__ = [
 ]
 
 root_max_length = 512 * 1024  # bytes of one root.json
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX2 = re.compile(r"[0-9a-f]{2}")
 _META_FILES = ("timestamp.json", "snapshot.json", "targets.json")
 
 
@@ -78,13 +81,16 @@ def _short(e: BaseException) -> str:
 def _fetch_first_root(cfg: SourceConfig, fetcher: Fetcher) -> tuple[bytes, str]:
     """Fetch ``metadata/1.root.json`` from the first location that serves it."""
     errors = []
+    lied = False
     for url in cfg.urls:
         full = f"{url}metadata/1.root.json"
         try:
             return fetcher.download_bytes(full, root_max_length), full
         except Exception as e:
-            errors.append(str(translate_download_error(e, full)))
-    raise DownloadError(
+            err = translate_download_error(e, full)
+            lied = lied or isinstance(err, VerificationError)  # e.g. endless data
+            errors.append(str(err))
+    raise (VerificationError if lied else DownloadError)(
         "could not fetch the repository's first root: " + "; ".join(errors),
         "check the URL; it must be the repository directory holding metadata/",
     )
@@ -139,7 +145,12 @@ def add_source(
                     tmp.flush()
                 fetcher = Fetcher(limits, tmp.name if ca_bytes else None)
                 root_bytes, origin = _fetch_first_root(cfg, fetcher)
-        md = _parse_root(root_bytes, origin)
+        try:
+            md = _parse_root(root_bytes, origin)
+        except FormatError as e:
+            if root_file is None:
+                raise  # the repository served it: a refusal (exit 3)
+            raise UserError(e.message, "give the root.json the publisher gave you") from None
         root = md.signed
         try:
             root.verify_delegate("root", md.signed_bytes, md.signatures)
@@ -201,6 +212,7 @@ def remove_source(home: Home, name: str) -> None:
         home.source(name)
         with home.source_lock(name):
             trash = sdir.with_name(f".removing-{name}")
+            shutil.rmtree(trash, ignore_errors=True)  # left by a removal killed half-way
             os.replace(sdir, trash)
             shutil.rmtree(trash, ignore_errors=True)
 
@@ -345,15 +357,7 @@ def _update_source(
     keyring = home.keyring(cfg.name)
     cache = home.cache(cfg.name)
     cache.mkdir(parents=True, exist_ok=True)
-    try:
-        root_bytes = (keyring / "root.json").read_bytes()
-        state = json.loads((keyring / "state.json").read_bytes())
-        marks: dict[str, int] = state["versions"]
-    except (OSError, ValueError, KeyError) as e:
-        raise UserError(
-            f"keyring of source {cfg.name!r} is unreadable: {e}",
-            "remove the source and add it again with its key",
-        ) from None
+    root_bytes, marks = _read_keyring(keyring, cfg.name)
     view = load_view(home, cfg)
     fetcher = Fetcher(limits, home.ca_cert(cfg))
     worst: RepotoolError | None = None
@@ -375,6 +379,26 @@ def _update_source(
             f"every location failed: {'; '.join(res.failures)}", worst.hint
         )
     raise worst
+
+
+def _read_keyring(keyring: Path, name: str) -> tuple[bytes, dict[str, int]]:
+    """The trust anchor and the rollback marks. A local file that is missing or
+    malformed is a local error (exit 1), never a reason to trust less or more."""
+    try:
+        root_bytes = (keyring / "root.json").read_bytes()
+        state = json.loads((keyring / "state.json").read_bytes())
+        marks = state["versions"]
+        if not isinstance(marks, dict) or not all(
+            isinstance(k, str) and type(v) is int for k, v in marks.items()
+        ):
+            raise TypeError("state.json: 'versions' is not a map of role to version")
+        _parse_root(root_bytes, "root.json")
+    except (OSError, ValueError, KeyError, TypeError, FormatError) as e:
+        raise UserError(
+            f"keyring of source {name!r} is unreadable: {e}",
+            "remove the source and add it again with its key",
+        ) from None
+    return root_bytes, marks
 
 
 def _expired_message(trusted: Any, ref: datetime) -> str:
@@ -435,7 +459,10 @@ def _update_from(
                 "ask the publisher to re-sign; --clock-skew tolerates small clock differences",
             ) from None
         except tuf_exc.RepositoryError as e:
-            raise VerificationError(f"{cfg.name}: metadata refused: {_short(e)}") from None
+            # python-tuf verifies each file right after fetching it: name that file
+            where = f" {fetcher.last_url}" if fetcher.last_url else ""
+            raise VerificationError(f"{cfg.name}: metadata refused:{where}: {_short(e)}") \
+                from None
         except tuf_exc.DownloadError as e:
             raise translate_download_error(e) from None
         except (ValueError, TypeError, KeyError) as e:  # python-tuf: bad bootstrap etc.
@@ -467,7 +494,8 @@ def _update_from(
                 continue
             sid = path[len("index/"):-len(".json")]
             sha = tf.hashes.get("sha256")
-            if sha is None or len(sid) != 2:
+            # both become file and URL names: exactly hex, nothing a path could climb with
+            if not (isinstance(sha, str) and _HEX64.fullmatch(sha) and _HEX2.fullmatch(sid)):
                 raise FormatError(f"{cfg.name}: index entry {path!r} is malformed")
             meta = {"sha256": sha, "length": tf.length}
             shards[sid] = meta
@@ -502,6 +530,8 @@ def _update_from(
         res.changed = changed
         if not changed:
             res.projects = len(view.projects) if view else 0
+            # a run killed between 'current' and the keyring left the keyring behind
+            _advance_keyring(home, cfg.name, trusted, root_bytes, marks, new_versions, meta_dir)
             shutil.rmtree(work, ignore_errors=True)
             return
         # (5) derived list, generation, pointer, keyring
@@ -537,21 +567,46 @@ def _update_from(
         fsync_dir(meta_dir)
         gen_name = work.name
         atomic_write(cache / "current", gen_name.encode())
-        kr = home.keyring(cfg.name)
-        root_now = trusted.root
-        if root_now.version != _root_version(root_bytes):
-            newest = meta_dir / "root_history" / f"{root_now.version}.root.json"
-            atomic_write(kr / "root.json", newest.read_bytes())
-        merged = {r: max(v, marks.get(r, 0)) for r, v in new_versions.items()}
-        atomic_write(kr / "state.json", json.dumps({"versions": merged}).encode())
+        _advance_keyring(home, cfg.name, trusted, root_bytes, marks, new_versions, meta_dir)
         if new_name != cfg.repo_name:
             cfg.repo_name = new_name
             home.save_source(cfg)
-        _collect_garbage(cache, gen_name, {m["sha256"] for m in shards.values()})
+        # keep the generation this update replaced, and its shards: a reader that read
+        # 'current' just before the switch (show, download, the proxy) still finds them
+        keep_gens = {gen_name} | ({view.gen.name} if view is not None else set())
+        keep_shards = {m["sha256"] for m in shards.values()}
+        if view is not None:
+            keep_shards |= {m["sha256"] for m in view.shards.values()}
+        _collect_garbage(cache, keep_gens, keep_shards)
     except BaseException:
         if work.exists() and _current_gen(cache) != work.name:
             shutil.rmtree(work, ignore_errors=True)
         raise
+
+
+def _advance_keyring(
+    home: Home,
+    name: str,
+    trusted: Any,
+    root_bytes: bytes,
+    marks: dict[str, int],
+    new_versions: dict[str, int],
+    meta_dir: Path,
+) -> None:
+    """Move the keyring to the newest verified root and the highest versions accepted.
+
+    Idempotent and cheap when there is nothing to do, so it also runs on an update that
+    found nothing new: one killed after committing its generation but before this step
+    is completed by the next update, not left with a stale anchor and rollback marks.
+    """
+    kr = home.keyring(name)
+    root_now = trusted.root
+    if root_now.version != _root_version(root_bytes):
+        newest = meta_dir / "root_history" / f"{root_now.version}.root.json"
+        atomic_write(kr / "root.json", newest.read_bytes())
+    merged = {r: max(v, marks.get(r, 0)) for r, v in new_versions.items()}
+    if merged != marks:
+        atomic_write(kr / "state.json", json.dumps({"versions": merged}).encode())
 
 
 def limits_meta(fetcher: Fetcher) -> int:
@@ -577,9 +632,9 @@ def _current_gen(cache: Path) -> str | None:
         return None
 
 
-def _collect_garbage(cache: Path, keep_gen: str, keep_shards: set[str]) -> None:
+def _collect_garbage(cache: Path, keep_gens: set[str], keep_shards: set[str]) -> None:
     for p in cache.iterdir():
-        if p.is_dir() and p.name.startswith("gen-") and p.name != keep_gen:
+        if p.is_dir() and p.name.startswith("gen-") and p.name not in keep_gens:
             shutil.rmtree(p, ignore_errors=True)
     shard_dir = cache / "shards"
     for p in shard_dir.iterdir():

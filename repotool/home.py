@@ -84,12 +84,13 @@ class SourceConfig:
             cfg = cls(**doc)
             checks: list[tuple[object, type]] = [
                 (cfg.name, str), (cfg.url, str), (cfg.priority, int), (cfg.clock_skew, int),
+                (cfg.order, int), (cfg.ca_cert, bool), (cfg.repo_name, str),
                 (cfg.mirrors, list), (cfg.only, list), (cfg.trusted_keys, list),
             ]
             if not all(isinstance(v, t) for v, t in checks):
                 raise TypeError("a field has the wrong type")
-            if not all(isinstance(x, str) for x in [*cfg.mirrors, *cfg.only]):
-                raise TypeError("mirrors and only must be lists of strings")
+            if not all(isinstance(x, str) for x in [*cfg.mirrors, *cfg.only, *cfg.trusted_keys]):
+                raise TypeError("mirrors, only and trusted_keys must be lists of strings")
         except (ValueError, TypeError) as e:
             raise UserError(
                 f"source configuration {origin!r} is malformed: {e}",
@@ -126,16 +127,26 @@ class Home:
             raise UserError(
                 f"no source named {name!r}", "see 'repotool source list'"
             ) from None
-        return SourceConfig.from_bytes(data, str(path))
+        cfg = SourceConfig.from_bytes(data, str(path))
+        if cfg.name != name:  # it would act on another source's keyring and cache
+            raise UserError(
+                f"source configuration {str(path)!r} is malformed: it names source "
+                f"{cfg.name!r}",
+                "remove the source and add it again",
+            )
+        return cfg
 
     def sources(self) -> list[SourceConfig]:
-        """All sources, in resolution order: priority (high first), then order added."""
+        """All sources, in resolution order: priority (high first), then order added.
+
+        Directories whose names are not source names (the ``.removing-NAME`` left by a
+        'source remove' killed half-way) are skipped."""
         if not self.sources_dir.is_dir():
             return []
         out = [
             self.source(p.name)
             for p in self.sources_dir.iterdir()
-            if (p / "source.json").is_file()
+            if safe_name(p.name) and (p / "source.json").is_file()
         ]
         return sorted(out, key=lambda s: (-s.priority, s.order, s.name))
 

@@ -314,6 +314,7 @@ class Repository:
             known: dict[str, str] = {a["filename"]: a["sha256"] for a in pending["add"]}
             shards: dict[str, Shard] = {}
             added: list[dists.DistInfo] = []
+            next_seq = self._next_seq(pending)  # once: a scan per file is quadratic
             for info, path in zip(infos, files, strict=True):
                 if info.filename in known:
                     if known[info.filename] != info.sha256:
@@ -335,7 +336,8 @@ class Repository:
                 if proj and any(f.filename == info.filename for f in proj.files):
                     continue  # already published with these very bytes
                 known[info.filename] = info.sha256
-                seq = self._next_seq(pending)
+                seq = next_seq
+                next_seq += 1
                 dest = target_disk_path(
                     self.root, dist_target_path(info.project, info.filename), info.sha256
                 )
@@ -875,10 +877,13 @@ class _Signing:
             # metadata file left by a sign that died before its timestamp is referenced by
             # nothing and must be replaced, and root.json always follows the newest root.
             if not path.exists() or path.read_bytes() != data:
-                atomic_write(path, data, sync_dir=False)
+                atomic_write(path, data, sync_dir=False, fsync=False)
                 dirs.add(path.parent)
                 self.summary.files += 1
                 self.summary.bytes += len(data)
+        # one sync for every file above (thousands of fsyncs cost half a full build),
+        # and it happens before the timestamp that makes them reachable is renamed in
+        os.sync()
         for d in dirs:
             fsync_dir(d)
         atomic_write(timestamp_path, timestamp_bytes)
@@ -886,7 +891,7 @@ class _Signing:
         self.summary.bytes += len(timestamp_bytes)
         # plain pages after the TUF view: plain pip sees the new version only now
         for path, data in self.plain:
-            atomic_write(path, data, sync_dir=False)
+            atomic_write(path, data, sync_dir=False, fsync=False)
             self.summary.files += 1
             self.summary.bytes += len(data)
         for path in self.unlink_plain:

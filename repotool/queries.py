@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,11 +198,15 @@ def choose_file(view: SourceView, req: Any, *, sdist_ok: bool = True) -> Any:
     return best[1]
 
 
-def cached_file(home: Home, view: SourceView, project: str, entry: Any, limits: Any) -> Path:
+def cached_file(
+    home: Home, view: SourceView, project: str, entry: Any, limits: Any,
+    *, report: Callable[[str], None] | None = None,
+) -> Path:
     """A verified copy of ``entry`` in the source's file cache, fetched if needed.
 
     A cached copy is re-hashed before use (the cache is not trusted); mirrors are tried
-    in order and each failure is reported.
+    in order and each failure is reported: to ``report`` when a later location served
+    the file (SPEC §3.6 "reports which one failed"), in the error when none did.
 
     Raises:
         VerificationError: every location served wrong bytes (or any did, and the rest
@@ -229,16 +234,24 @@ def cached_file(home: Home, view: SourceView, project: str, entry: Any, limits: 
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, dest)
+            if report is not None:
+                for u, e in failures:
+                    report(f"{entry.filename}: location failed, next one used: {_where(u, e)}")
             return Path(dest)
         except RepotoolError as e:
             failures.append((url, e))
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-    msg = "; ".join(f"{u}: {e.message}" for u, e in failures)
+    msg = "; ".join(_where(u, e) for u, e in failures)
     if any(isinstance(e, VerificationError) for _, e in failures):
         raise VerificationError(f"{entry.filename} from source {view.cfg.name!r} refused: {msg}")
     raise DownloadError(f"{entry.filename} from source {view.cfg.name!r}: {msg}")
+
+
+def _where(url: str, e: RepotoolError) -> str:
+    """``URL: message``, without repeating a URL the message already names."""
+    return e.message if url in e.message else f"{url}: {e.message}"
 
 
 def _hash_file(path: Path) -> tuple[str, int]:
@@ -263,10 +276,12 @@ def parse_requirement(text: str) -> Any:
 
 
 def download(
-    home: Home, requirements: list[str], dest_dir: Path, *, deps: bool, limits: Any
+    home: Home, requirements: list[str], dest_dir: Path, *, deps: bool, limits: Any,
+    report: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Fetch, verify and place the best file for each requirement (and dependencies
-    with ``deps``) into ``dest_dir``; never leaves a partial or unverified file there."""
+    with ``deps``) into ``dest_dir``; never leaves a partial or unverified file there.
+    Locations that failed before another served a file are passed to ``report``."""
     reqs = [parse_requirement(r) for r in requirements]
     views = Views(home)
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -279,7 +294,7 @@ def download(
             continue
         res = resolve(views, name)
         entry = choose_file(res.source, req)
-        cached = cached_file(home, res.source, name, entry, limits)
+        cached = cached_file(home, res.source, name, entry, limits, report=report)
         target = dest_dir / entry.filename
         fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=".part-")
         try:
@@ -309,7 +324,12 @@ def download(
 
 
 def verify_files(home: Home, paths: list[Path]) -> list[dict[str, Any]]:
-    """Which trusted source vouches for each file (by filename, sha256 and size)."""
+    """Which trusted source vouches for each file (by filename, sha256 and size).
+
+    A source vouches only for projects it may provide (rule 1 of the module docstring):
+    not for names outside its ``--only`` fence, nor for names fenced to other sources —
+    else ``verify`` would bless the very file dependency confusion plants.
+    """
     from repotool.dists import _parse_name
 
     views = Views(home)
@@ -326,7 +346,10 @@ def verify_files(home: Home, paths: list[Path]) -> list[dict[str, Any]]:
             project = canonicalize_name(name)
         except UserError:
             project = None
+        fenced = {c.name for c in views.cfgs if project and c.provides(project)}
         for cfg in views.cfgs:
+            if fenced and cfg.name not in fenced:
+                continue  # outside its own fence, or the name is pinned elsewhere
             view = views.view(cfg)
             proj = view.project(project) if (view and project) else None
             for f in proj.files if proj else []:

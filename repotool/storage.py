@@ -52,15 +52,23 @@ def fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, sync_dir: bool = True) -> None:
-    """Replace ``path`` with ``data`` atomically (temp file, fsync, rename)."""
+def atomic_write(
+    path: Path, data: bytes, *, mode: int = 0o644, sync_dir: bool = True, fsync: bool = True
+) -> None:
+    """Replace ``path`` with ``data`` atomically (temp file, fsync, rename).
+
+    ``fsync=False`` is for callers that make many files durable at once with one
+    ``os.sync()`` before the write that makes them reachable (``repo sign``), or whose
+    files are re-hashed on every read (content-addressed caches).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix="-" + path.name[:32])
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import stat
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -98,6 +99,7 @@ class _BaseFetcher(FetcherInterface):
         self.limits = limits
         self.bytes_fetched = 0
         self.files_fetched = 0
+        self.last_url: str | None = None  # names the file an error is about
 
     def download_verified(
         self, url: str, dest: IO[bytes], length: int, sha256: str
@@ -140,14 +142,18 @@ class FileFetcher(_BaseFetcher):
             raise tuf_exc.DownloadHTTPError(f"{url}: unsafe path", 404)
         path = "/".join(segments)
         try:
-            f = open(path, "rb")  # noqa: SIM115 - closed by the generator
+            # O_NONBLOCK: opening a FIFO planted in the tree must not block forever
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         except FileNotFoundError:
             raise tuf_exc.DownloadHTTPError(f"{url} not found", 404) from None
         except IsADirectoryError:
             raise tuf_exc.DownloadHTTPError(f"{url} is a directory", 404) from None
         except PermissionError:
             raise tuf_exc.DownloadHTTPError(f"{url}: permission denied", 403) from None
-        return self._chunks(f)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a directory, FIFO, device, socket
+            os.close(fd)
+            raise tuf_exc.DownloadHTTPError(f"{url} is not a regular file", 404)
+        return self._chunks(os.fdopen(fd, "rb"))
 
     def _chunks(self, f: IO[bytes]) -> Iterator[bytes]:
         deadline = time.monotonic() + self.limits.download_deadline
@@ -244,6 +250,7 @@ class Fetcher(_BaseFetcher):
         self._http = RequestsFetcher(self.limits, ca_cert)
 
     def _fetch(self, url: str) -> Iterator[bytes]:
+        self.last_url = url
         if url.startswith("file:"):
             return self._count(self._file._fetch(url))
         if url.startswith(("http://", "https://")):

@@ -1,0 +1,403 @@
+"""``repotool install``: pip, fed only through the verified proxy.
+
+Invariant: pip never receives a byte that was not verified. pip runs against a
+``proxy.RunningProxy`` on 127.0.0.1 (a free port) as its only index, and nothing else
+can add a location:
+
+* ``--isolated`` plus ``PIP_CONFIG_FILE=/dev/null`` and no ``PIP_*`` variables in its
+  environment: no pip.conf (global, user or site) and no environment variable adds an
+  index, find-links or constraints — also for the pip that installs sdist build
+  dependencies, which inherits the environment but not ``--isolated``;
+* requirements are re-parsed here (``requirement_lines``): options in requirement
+  files (``--index-url``, ``--find-links``, ``-e``, …) and direct URLs are refused,
+  only ``NAME[extras] SPEC ; marker`` with ``--hash`` options pass, written to a
+  sanitized file inside repotool's home;
+* pip runs in an empty working directory with ``--no-cache-dir`` and ``TMPDIR``
+  inside repotool's home, so a local file cannot stand in for a requirement and
+  nothing is written outside the home and the target environment.
+
+pip does the resolving (markers, extras, wheel tags, Requires-Python, yanked files,
+build dependencies). Afterwards pip's ``--report`` (pip ≥ 22.2) is matched against
+what the proxy served: every installed file is listed with its source and sha256, and
+anything pip installed that the proxy did not serve is a verification failure.
+
+Exit status (``InstallOutcome.exit_code``): 3 if any file failed verification (even if
+pip then failed), else pip's failure as 1 (or 3 when the cause was a refusal such as a
+project fenced away by ``--only``), else 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from repotool.errors import UsageError, UserError
+from repotool.home import Home
+from repotool.proxy import Problem, RunningProxy, Served, VerifiedIndex
+from repotool.queries import parse_requirement
+from repotool.transport import Limits
+
+__all__ = [
+    "InstallOutcome",
+    "Installed",
+    "install",
+    "pip_environment",
+    "requirement_lines",
+    "run_pip",
+]
+
+REPORT_MIN_PIP = Version("22.2")  # --report and --dry-run
+_HASH = re.compile(r"^(sha256|sha384|sha512):[0-9a-fA-F]+$")
+_COMMENT = re.compile(r"(^|\s+)#.*$")
+_requirement_files_max = 100  # nested -r files followed, against include loops
+
+
+# ---- requirements ---------------------------------------------------------------------------
+
+
+def requirement_lines(args: list[str], files: list[Path]) -> list[str]:
+    """Requirements from arguments and requirement files, re-rendered safely.
+
+    Raises:
+        UsageError: a malformed requirement, a direct URL or path, or an option other
+            than ``-r FILE`` / ``--hash`` in a requirements file.
+        UserError: a requirements file cannot be read.
+    """
+    out = [_render(a, None, []) for a in args]
+    seen: set[Path] = set()
+    for f in files:
+        out.extend(_file_lines(f, seen))
+    if not out:
+        raise UsageError("nothing to install", "name requirements or give -r FILE")
+    return out
+
+
+def _render(text: str, where: str | None, hashes: list[str]) -> str:
+    prefix = f"{where}: " if where else ""
+    try:
+        req = parse_requirement(text)
+    except UsageError as e:
+        raise UsageError(prefix + e.message, e.hint) from None
+    if req.url:
+        raise UsageError(
+            f"{prefix}direct URL requirement {text!r} bypasses the signed indexes",
+            "publish the file in a repository and name the project instead",
+        )
+    return " ".join([str(req), *(f"--hash={h}" for h in hashes)])
+
+
+def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
+    buf: list[str] = []
+    start = 0
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = _COMMENT.sub("", raw)
+        if not buf:
+            start = n
+        if line.endswith("\\"):
+            buf.append(line[:-1])
+            continue
+        buf.append(line)
+        joined = " ".join(x.strip() for x in buf).strip()
+        buf = []
+        if joined:
+            yield start, joined
+    if buf and (joined := " ".join(x.strip() for x in buf).strip()):
+        yield start, joined
+
+
+def _file_lines(path: Path, seen: set[Path]) -> list[str]:
+    if len(seen) >= _requirement_files_max:
+        raise UsageError(f"more than {_requirement_files_max} nested requirements files")
+    key = path.resolve()
+    if key in seen:
+        return []
+    seen.add(key)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+        raise UserError(f"cannot read requirements file {str(path)!r}: {reason}") from None
+    out: list[str] = []
+    for n, line in _logical_lines(text):
+        where = f"{path}:{n}"
+        tokens = line.split()
+        if tokens[0] in ("-r", "--requirement") or tokens[0].startswith(
+                ("-r", "--requirement=")):
+            target = _option_value(tokens, where)
+            nested = Path(target)
+            out.extend(_file_lines(nested if nested.is_absolute() else path.parent / nested,
+                                   seen))
+            continue
+        if tokens[0].startswith("-"):
+            raise UsageError(
+                f"{where}: option {tokens[0]!r} is not allowed in requirements for "
+                "'repotool install'",
+                "repotool chooses the index (only verified files); keep NAME SPEC, "
+                "markers, --hash and -r FILE",
+            )
+        # As pip does: the requirement runs up to the first token that is an option.
+        first_opt = next((i for i, t in enumerate(tokens) if t.startswith("-")), len(tokens))
+        spec, opts = " ".join(tokens[:first_opt]), tokens[first_opt:]
+        hashes: list[str] = []
+        i = 0
+        while i < len(opts):
+            opt = opts[i]
+            if opt == "--hash" and i + 1 < len(opts):
+                value, i = opts[i + 1], i + 2
+            elif opt.startswith("--hash="):
+                value, i = opt.split("=", 1)[1], i + 1
+            else:
+                raise UsageError(f"{where}: option {opt!r} is not allowed here",
+                                 "only --hash=ALGORITHM:DIGEST may follow a requirement")
+            if not _HASH.match(value):
+                raise UsageError(f"{where}: malformed hash {value!r}")
+            hashes.append(value.lower())
+        out.append(_render(spec, where, hashes))
+    return out
+
+
+def _option_value(tokens: list[str], where: str) -> str:
+    first = tokens[0]
+    if first in ("-r", "--requirement"):
+        if len(tokens) != 2:
+            raise UsageError(f"{where}: {first} takes one file name")
+        return tokens[1]
+    value = first.split("=", 1)[1] if first.startswith("--") else first[2:]
+    if not value or len(tokens) != 1:
+        raise UsageError(f"{where}: {first!r} takes one file name")
+    return value
+
+
+# ---- running pip ------------------------------------------------------------------------------
+
+
+def pip_environment(workdir: Path) -> dict[str, str]:
+    """The environment for pip: ours without ``PIP_*``, no config file, temp in home."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("PIP_")}
+    no_proxy = ",".join(x for x in ("127.0.0.1", "localhost", env.get("NO_PROXY")) if x)
+    env.update({
+        "PIP_CONFIG_FILE": os.devnull,  # no pip.conf at all (--isolated keeps global ones)
+        "PIP_NO_CACHE_DIR": "1",  # for the build-dependency pip (not --isolated)
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PIP_NO_INPUT": "1",
+        "TMPDIR": str(workdir),
+        "NO_PROXY": no_proxy,
+        "no_proxy": no_proxy,
+    })
+    return env
+
+
+def pip_version(python: Path, env: dict[str, str], cwd: Path) -> Version:
+    """The version of pip that ``python`` runs.
+
+    Raises:
+        UserError: ``python`` cannot be run or has no pip.
+    """
+    code = "import sys, pip; sys.stdout.write(pip.__version__)"
+    try:
+        proc = subprocess.run([str(python), "-c", code], env=env, cwd=cwd, capture_output=True,
+                              text=True, timeout=120, stdin=subprocess.DEVNULL, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise UserError(f"cannot run {str(python)!r}: {e}",
+                        "give --python a Python interpreter") from None
+    if proc.returncode != 0:
+        raise UserError(f"{str(python)!r} has no usable pip",
+                        f"run '{python} -m ensurepip --upgrade'")
+    try:
+        return Version(proc.stdout.strip())
+    except InvalidVersion:
+        raise UserError(f"{str(python)!r} reports pip version {proc.stdout.strip()!r}") \
+            from None
+
+
+def run_pip(python: Path, args: list[str], *, env: dict[str, str], cwd: Path,
+            echo: Callable[[str], object]) -> int:
+    """Run ``python -m pip ARGS``, passing each line of its output to ``echo``."""
+    proc = subprocess.Popen([str(python), "-m", "pip", *args], env=env, cwd=cwd,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            echo(raw.decode("utf-8", errors="replace"))
+        return proc.wait()
+    finally:
+        if proc.poll() is None:  # interrupted: do not leave pip running
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def interpreter(python: Path | None) -> Path:
+    """``--python`` as an absolute path (pip runs elsewhere); a bare name is looked up
+    on PATH. Symlinks are kept: a venv's python is a link to the base interpreter."""
+    if python is None:
+        return Path(sys.executable)
+    text = str(python)
+    if os.sep not in text and (found := shutil.which(text)):
+        return Path(found)
+    return Path(os.path.abspath(text))
+
+
+@contextlib.contextmanager
+def workspace(home: Home) -> Iterator[Path]:
+    """A private temporary directory inside repotool's home, removed afterwards."""
+    base = home.root / "tmp"
+    base.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="pip-", dir=base))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# ---- install ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Installed:
+    """One entry of pip's report, matched to what the proxy served."""
+
+    project: str
+    version: str
+    requested: bool
+    served: Served | None  # None: pip got it from somewhere other than the proxy
+    url: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"project": self.project, "version": self.version, "requested": self.requested,
+                "url": self.url, "served": self.served.to_dict() if self.served else None}
+
+
+@dataclass
+class InstallOutcome:
+    pip_exit: int
+    python: str
+    dry_run: bool
+    served: list[Served] = field(default_factory=list)
+    installed: list[Installed] | None = None  # None: pip too old for --report
+    problems: list[Problem] = field(default_factory=list)
+    resolutions: list[tuple[str, str | None, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # mirrors that failed, next one used
+
+    @property
+    def unverified(self) -> list[Installed]:
+        return [i for i in self.installed or [] if i.served is None]
+
+    @property
+    def exit_code(self) -> int:
+        if self.unverified or any(p.kind == "file" and p.exit_code == 3
+                                  for p in self.problems):
+            return 3
+        if self.pip_exit != 0:
+            return max([1, *(min(p.exit_code, 3) for p in self.problems)])
+        return 0
+
+
+def install(
+    home: Home,
+    requirements: list[str],
+    requirement_files: list[Path],
+    *,
+    python: Path | None,
+    limits: Limits,
+    dry_run: bool = False,
+    extra_args: list[str] | None = None,
+    echo: Callable[[str], object] = sys.stderr.write,
+) -> InstallOutcome:
+    """Install ``requirements`` with pip into ``python``'s environment through the proxy.
+
+    ``extra_args`` are added to pip's command line by repotool itself (for ``lock``),
+    never taken from the user.
+
+    Raises:
+        UsageError: a requirement repotool refuses (see ``requirement_lines``).
+        UserError: no sources, or ``python`` has no usable pip.
+    """
+    lines = requirement_lines(requirements, requirement_files)
+    if not home.sources():
+        raise UserError("no sources", "add one with 'repotool source add NAME URL --key PUB'")
+    py = interpreter(python)
+    with workspace(home) as work:
+        env = pip_environment(work)
+        cwd = work / "cwd"
+        cwd.mkdir()
+        version = pip_version(py, env, cwd)
+        reporting = version >= REPORT_MIN_PIP
+        if dry_run and not reporting:
+            raise UserError(f"pip {version} in {str(py)!r} cannot do a dry run",
+                            f"upgrade it to pip {REPORT_MIN_PIP} or later")
+        reqfile = work / "requirements.txt"
+        reqfile.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        report = work / "report.json"
+        index = VerifiedIndex(home, limits)
+        outcome = InstallOutcome(0, str(py), dry_run)
+        if dry_run:
+            for line in lines:
+                name = canonicalize_name(parse_requirement(line.split(" --hash=")[0]).name)
+                outcome.resolutions.append((name, *index.explain(name)))
+        with RunningProxy(index) as proxy:
+            args = ["install", "--isolated", "--disable-pip-version-check", "--no-input",
+                    "--no-cache-dir", "--progress-bar", "off",
+                    "--index-url", proxy.index_url]
+            if reporting:
+                args += ["--report", str(report)]
+            if dry_run:
+                args.append("--dry-run")
+            args += extra_args or []
+            # Rendered requirements are safe as arguments (none starts with "-", and the
+            # working directory is empty); a file is needed only to carry --hash options.
+            hashed = any(" --hash=" in line for line in lines)
+            args += ["-r", str(reqfile)] if hashed else ["--", *lines]
+            outcome.pip_exit = run_pip(py, args, env=env, cwd=cwd, echo=echo)
+            base = proxy.url
+        outcome.served = index.served()
+        outcome.problems = index.problems()
+        outcome.warnings = index.warnings()
+        if reporting and report.is_file():
+            outcome.installed = _match_report(report, base, index)
+        elif reporting and outcome.pip_exit == 0:
+            outcome.installed = []
+    return outcome
+
+
+def _match_report(report: Path, base: str, index: VerifiedIndex) -> list[Installed]:
+    try:
+        doc = json.loads(report.read_bytes())
+        items = doc["install"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError("pip wrote no readable installation report") from None
+    origin = urllib.parse.urlsplit(base)
+    out = []
+    for item in items:
+        meta = item.get("metadata", {})
+        url = str(item.get("download_info", {}).get("url", ""))
+        split = urllib.parse.urlsplit(url)
+        served = None
+        parts = split.path.split("/")
+        if (split.scheme, split.netloc) == (origin.scheme, origin.netloc) and len(parts) == 4 \
+                and parts[:2] == ["", "files"]:
+            served = index.served_file(parts[2], urllib.parse.unquote(parts[3]))
+        out.append(Installed(canonicalize_name(str(meta.get("name", "?"))),
+                             str(meta.get("version", "?")), bool(item.get("requested")),
+                             served, url))
+    return out
