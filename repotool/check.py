@@ -68,7 +68,7 @@ def check_repository(directory: Path, *, now: datetime) -> CheckReport:
     work = Path(tempfile.mkdtemp(prefix="repotool-check-"))
     try:
         try:
-            up = Updater(str(work), url + "metadata/", None, url, Fetcher(),
+            up = Updater(str(work), url + "metadata/", None, url, Fetcher().as_tuf(),
                          bootstrap=first.read_bytes())
         except (tuf_exc.RepositoryError, ValueError, TypeError, KeyError) as e:
             report.problems.append(f"metadata: {first.name} is not a valid root: {e}")

@@ -529,7 +529,7 @@ def source_add(
 
 
 def _source_doc(home: Any, cfg: Any) -> dict[str, Any]:
-    from repotool.client import load_view
+    from repotool.state import load_view
 
     view = load_view(home, cfg)
     try:

@@ -40,6 +40,7 @@ from repotool.errors import (
     VerificationError,
 )
 from repotool.home import Home, SourceConfig
+from repotool.state import SourceView, keyring_state, load_view, read_cached
 from repotool.storage import atomic_write, fsync_dir
 from repotool.transport import Fetcher, Limits, translate_download_error
 
@@ -228,70 +229,6 @@ def clean(home: Home, name: str) -> None:
             shutil.rmtree(trash, ignore_errors=True)
 
 
-# ---- local view -----------------------------------------------------------------------
-
-
-@dataclass
-class SourceView:
-    """A source's verified state as read from disk (cheap: the derived project list)."""
-
-    cfg: SourceConfig
-    gen: Path
-    cache: Path
-    projects: dict[str, dict[str, Any]]
-    shards: dict[str, dict[str, Any]]
-    updated: str
-    _shard_cache: dict[str, Any] = field(default_factory=dict)
-
-    def shard(self, sid: str) -> Any:
-        """A shard read back from the cache, re-hashed against the signed sha256."""
-        from repotool.format.index import Shard
-
-        if sid not in self._shard_cache:
-            meta = self.shards.get(sid)
-            if meta is None:
-                self._shard_cache[sid] = Shard(sid)
-            else:
-                data = _read_cached(self.cache / "shards" / f"{meta['sha256']}.json", meta)
-                if data is None:
-                    raise VerificationError(
-                        f"cached index of source {self.cfg.name!r} is damaged",
-                        f"run 'repotool clean {self.cfg.name}' and 'repotool update'",
-                    )
-                self._shard_cache[sid] = Shard.from_bytes(data, sid)
-        return self._shard_cache[sid]
-
-    def project(self, name: str) -> Any:
-        from repotool.format.index import shard_of
-
-        if name not in self.projects:
-            return None
-        return self.shard(shard_of(name)).projects.get(name)
-
-
-def _read_cached(path: Path, meta: dict[str, Any]) -> bytes | None:
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    if len(data) != meta["length"] or not hmac.compare_digest(
-        hashlib.sha256(data).hexdigest(), meta["sha256"]
-    ):
-        return None
-    return data
-
-
-def load_view(home: Home, cfg: SourceConfig) -> SourceView | None:
-    """The source's current verified state, or None before its first update."""
-    cache = home.cache(cfg.name)
-    try:
-        gen_name = (cache / "current").read_text().strip()
-        doc = json.loads((cache / gen_name / "projects.json").read_bytes())
-    except (OSError, ValueError):
-        return None
-    return SourceView(cfg, cache / gen_name, cache, doc["projects"], doc["shards"], doc["updated"])
-
-
 # ---- update ---------------------------------------------------------------------------
 
 
@@ -360,6 +297,15 @@ def _update_source(
     root_bytes, marks = _read_keyring(keyring, cfg.name)
     view = load_view(home, cfg)
     fetcher = Fetcher(limits, home.ca_cert(cfg))
+    ref = now - timedelta(seconds=cfg.clock_skew)
+    if view is not None and _unchanged(cfg, keyring_state(home, cfg.name), fetcher, ref):
+        res.changed = False
+        res.versions = dict(marks)
+        res.projects = len(view.projects)
+        res.mirror = cfg.url
+        res.files_fetched = fetcher.files_fetched
+        res.bytes_fetched = fetcher.bytes_fetched
+        return
     worst: RepotoolError | None = None
     for url in cfg.urls:
         try:
@@ -379,6 +325,45 @@ def _update_source(
             f"every location failed: {'; '.join(res.failures)}", worst.hint
         )
     raise worst
+
+
+timestamp_max_length = 16 * 1024  # bytes, as python-tuf's default
+
+
+def _unchanged(cfg: SourceConfig, state: dict[str, Any], fetcher: Fetcher, ref: datetime) -> bool:
+    """(0) The no-change fast path: two small requests, nothing re-parsed (SPEC §5).
+
+    True only when the primary location serves, byte for byte, the timestamp the keyring
+    records as the last one verified, and none of the top-level roles the keyring
+    records as verified has expired at ``ref``. Identical signed bytes mean the same
+    snapshot, targets and shards, which were verified when first accepted.
+
+    TUF's order is kept: first the probe for root N+1 (normally a 404, answered without
+    parsing anything); if a new root exists, or the timestamp bytes differ, or anything
+    fails or expires, the full path runs, which verifies and reports it.
+    """
+    from tuf.api import exceptions as tuf_exc
+
+    digest, expires = state.get("timestamp_sha256"), state.get("expires")
+    versions = state.get("versions")
+    if not isinstance(digest, str) or not isinstance(expires, dict) or len(expires) != 4 \
+            or not isinstance(versions, dict) or type(versions.get("root")) is not int:
+        return False
+    try:
+        if any(datetime.fromisoformat(str(v)) <= ref for v in expires.values()):
+            return False
+        try:
+            fetcher.download_bytes(f"{cfg.url}metadata/{versions['root'] + 1}.root.json",
+                                   root_max_length)
+            return False  # a new root: the full path verifies the chain
+        except tuf_exc.DownloadHTTPError as e:
+            if e.status_code not in (403, 404):
+                return False
+        data = fetcher.download_bytes(f"{cfg.url}metadata/timestamp.json",
+                                      timestamp_max_length)
+    except Exception:  # the full path fetches again and reports it
+        return False
+    return hmac.compare_digest(hashlib.sha256(data).hexdigest(), digest)
 
 
 def _read_keyring(keyring: Path, name: str) -> tuple[bytes, dict[str, int]]:
@@ -424,11 +409,8 @@ def _update_from(
     allow_name_change: bool,
     res: UpdateResult,
 ) -> None:
-    from packaging.version import Version
     from tuf.api import exceptions as tuf_exc
     from tuf.ngclient import Updater, UpdaterConfig
-
-    from repotool.format.index import Shard
 
     cache = home.cache(cfg.name)
     work = Path(tempfile.mkdtemp(prefix="gen-", dir=cache))
@@ -442,7 +424,7 @@ def _update_from(
         ref = now - timedelta(seconds=cfg.clock_skew)
         try:
             up = Updater(
-                str(meta_dir), f"{url}metadata/", None, url, fetcher,
+                str(meta_dir), f"{url}metadata/", None, url, fetcher.as_tuf(),
                 UpdaterConfig(
                     snapshot_max_length=limits_meta(fetcher),
                     targets_max_length=limits_meta(fetcher),
@@ -484,11 +466,11 @@ def _update_from(
                 "if you expected this, run 'repotool update --allow-name-change'",
             )
         res.versions = new_versions
-        # (4) shards
+        # (4) shards: fetch the ones whose signed hash is not cached, a few at a time
         shard_dir = cache / "shards"
         shard_dir.mkdir(exist_ok=True)
         shards: dict[str, dict[str, Any]] = {}
-        parsed: dict[str, Shard] = {}
+        todo: list[tuple[str, str, Any, Path]] = []
         for path, tf in trusted.targets.targets.items():
             if not (path.startswith("index/") and path.endswith(".json")):
                 continue
@@ -499,58 +481,35 @@ def _update_from(
                 raise FormatError(f"{cfg.name}: index entry {path!r} is malformed")
             meta = {"sha256": sha, "length": tf.length}
             shards[sid] = meta
-            target = shard_dir / f"{sha}.json"
-            if view is not None and view.shards.get(sid) == meta and target.exists():
-                continue  # unchanged since the last verified update
-            data = _read_cached(target, meta)
-            if data is None:
-                from repotool.layout import hashed_name
-
-                furl = url + hashed_name(path, sha)
-                try:
-                    data = fetcher.download_bytes(furl, tf.length)
-                    tf.verify_length_and_hashes(data)
-                except tuf_exc.LengthOrHashMismatchError:
-                    raise VerificationError(
-                        f"{cfg.name}: index shard {path} does not match its signed hash "
-                        f"(mix-and-match or tampering) at {furl}"
-                    ) from None
-                except tuf_exc.DownloadError as e:
-                    raise translate_download_error(e, furl) from None
-                parsed[sid] = Shard.from_bytes(data, sid)
-                atomic_write(target, data, sync_dir=False)
-            else:
-                parsed[sid] = Shard.from_bytes(data, sid)
+            if view is not None and view.shards.get(sid) == meta:
+                continue  # unchanged since the last verified update: not re-read
+            todo.append((sid, path, tf, shard_dir / f"{sha}.json"))
+        summaries = _fetch_shards(cfg.name, url, todo, fetcher)
         changed = (
             view is None
             or view.shards != shards
-            or new_versions != _old_versions(view)
+            or new_versions != view.versions
             or new_name != cfg.repo_name
         )
         res.changed = changed
         if not changed:
-            res.projects = len(view.projects) if view else 0
-            # a run killed between 'current' and the keyring left the keyring behind
-            _advance_keyring(home, cfg.name, trusted, root_bytes, marks, new_versions, meta_dir)
+            assert view is not None
+            res.projects = len(view.projects)
+            # also completes a run killed between its generation and the keyring
+            _commit_keyring(home, cfg.name, trusted, root_bytes, marks, new_versions,
+                            meta_dir, _index_of(view.gen))
             shutil.rmtree(work, ignore_errors=True)
             return
-        # (5) derived list, generation, pointer, keyring
+        # (5) derived list and generation, then the keyring (the commit point)
         projects: dict[str, dict[str, Any]] = {}
         if view is not None:
             projects = {
                 n: p for n, p in view.projects.items()
-                if p["shard"] in shards and p["shard"] not in parsed
+                if p["shard"] in shards and p["shard"] not in summaries
                 and view.shards.get(p["shard"]) == shards[p["shard"]]
             }
-        for sid, sh in parsed.items():
-            for n, proj in sh.projects.items():
-                latest = max((Version(f.version) for f in proj.files), default=None)
-                projects[n] = {
-                    "shard": sid,
-                    "summary": proj.summary,
-                    "latest": str(latest) if latest else "",
-                    "files": len(proj.files),
-                }
+        for summary in summaries.values():
+            projects.update(summary)
         res.projects = len(projects)
         doc = {
             "projects": dict(sorted(projects.items())),
@@ -565,26 +524,79 @@ def _update_from(
                 with open(mpath, "rb") as f:
                     os.fsync(f.fileno())
         fsync_dir(meta_dir)
-        gen_name = work.name
-        atomic_write(cache / "current", gen_name.encode())
-        _advance_keyring(home, cfg.name, trusted, root_bytes, marks, new_versions, meta_dir)
+        fsync_dir(shard_dir)
+        _commit_keyring(home, cfg.name, trusted, root_bytes, marks, new_versions, meta_dir,
+                        _index_of(work))
         if new_name != cfg.repo_name:
             cfg.repo_name = new_name
             home.save_source(cfg)
-        # keep the generation this update replaced, and its shards: a reader that read
-        # 'current' just before the switch (show, download, the proxy) still finds them
-        keep_gens = {gen_name} | ({view.gen.name} if view is not None else set())
+        # keep the generation this update replaced, and its shards: a reader that loaded
+        # the keyring just before the commit (show, download, the proxy) still finds them
+        keep_gens = {work.name} | ({view.gen.name} if view is not None else set())
         keep_shards = {m["sha256"] for m in shards.values()}
         if view is not None:
             keep_shards |= {m["sha256"] for m in view.shards.values()}
         _collect_garbage(cache, keep_gens, keep_shards)
     except BaseException:
-        if work.exists() and _current_gen(cache) != work.name:
+        if work.exists() and _committed_gen(home, cfg.name) != work.name:
             shutil.rmtree(work, ignore_errors=True)
         raise
 
 
-def _advance_keyring(
+def _fetch_shards(
+    source: str, url: str, todo: list[tuple[str, str, Any, Path]], fetcher: Fetcher
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Verify (length, sha256) and summarize each shard in ``todo``, from the cache when
+    a copy with the signed hash is there, else from ``url``; store fetched ones.
+
+    Raises:
+        VerificationError: a shard does not match its signed hash, or is malformed.
+        DownloadError: a shard could not be fetched.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tuf.api import exceptions as tuf_exc
+
+    from repotool.format.index import summarize
+    from repotool.layout import hashed_name
+
+    def one(item: tuple[str, str, Any, Path]) -> tuple[str, dict[str, dict[str, Any]]]:
+        sid, path, tf, target = item
+        sha = tf.hashes["sha256"]
+        data = read_cached(target, {"sha256": sha, "length": tf.length})
+        if data is None:
+            furl = url + hashed_name(path, sha)
+            try:
+                data = fetcher.download_bytes(furl, tf.length)
+                tf.verify_length_and_hashes(data)
+            except tuf_exc.LengthOrHashMismatchError:
+                raise VerificationError(
+                    f"{source}: index shard {path} does not match its signed hash "
+                    f"(mix-and-match or tampering) at {furl}"
+                ) from None
+            except tuf_exc.DownloadError as e:
+                raise translate_download_error(e, furl) from None
+            # no fsync: the file is content-addressed and re-hashed on every read
+            atomic_write(target, data, sync_dir=False, fsync=False)
+        return sid, summarize(data, sid)
+
+    if len(todo) <= 1:
+        return dict(one(item) for item in todo)
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="shards") as pool:
+        return dict(pool.map(one, todo))
+
+
+def _index_of(gen: Path) -> dict[str, Any]:
+    data = (gen / "projects.json").read_bytes()
+    return {"gen": gen.name, "sha256": hashlib.sha256(data).hexdigest(), "length": len(data)}
+
+
+def _committed_gen(home: Home, name: str) -> str | None:
+    index = keyring_state(home, name).get("index")
+    return index.get("gen") if isinstance(index, dict) else None
+
+
+def _commit_keyring(
     home: Home,
     name: str,
     trusted: Any,
@@ -592,21 +604,30 @@ def _advance_keyring(
     marks: dict[str, int],
     new_versions: dict[str, int],
     meta_dir: Path,
+    index: dict[str, Any],
 ) -> None:
-    """Move the keyring to the newest verified root and the highest versions accepted.
+    """Move the keyring to the newest verified root, the highest versions accepted, the
+    committed generation, and what the no-change fast path compares against.
 
     Idempotent and cheap when there is nothing to do, so it also runs on an update that
-    found nothing new: one killed after committing its generation but before this step
-    is completed by the next update, not left with a stale anchor and rollback marks.
+    found nothing new: one killed after writing its generation but before this step is
+    completed by the next update, not left with a stale anchor and rollback marks.
     """
     kr = home.keyring(name)
     root_now = trusted.root
     if root_now.version != _root_version(root_bytes):
         newest = meta_dir / "root_history" / f"{root_now.version}.root.json"
         atomic_write(kr / "root.json", newest.read_bytes())
-    merged = {r: max(v, marks.get(r, 0)) for r, v in new_versions.items()}
-    if merged != marks:
-        atomic_write(kr / "state.json", json.dumps({"versions": merged}).encode())
+    state = {
+        "versions": {r: max(v, marks.get(r, 0)) for r, v in new_versions.items()},
+        "index": index,
+        "timestamp_sha256": hashlib.sha256((meta_dir / "timestamp.json").read_bytes())
+        .hexdigest(),
+        "expires": {r: trusted[r].expires.isoformat()
+                    for r in ("root", "timestamp", "snapshot", "targets")},
+    }
+    if keyring_state(home, name) != state:
+        atomic_write(kr / "state.json", json.dumps(state, sort_keys=True).encode())
 
 
 def limits_meta(fetcher: Fetcher) -> int:
@@ -615,21 +636,6 @@ def limits_meta(fetcher: Fetcher) -> int:
 
 def _root_version(data: bytes) -> int:
     return int(json.loads(data)["signed"]["version"])
-
-
-def _old_versions(view: SourceView) -> dict[str, int]:
-    try:
-        doc = json.loads((view.gen / "projects.json").read_bytes())
-        return dict(doc["versions"])
-    except (OSError, ValueError, KeyError):
-        return {}
-
-
-def _current_gen(cache: Path) -> str | None:
-    try:
-        return (cache / "current").read_text().strip()
-    except OSError:
-        return None
 
 
 def _collect_garbage(cache: Path, keep_gens: set[str], keep_shards: set[str]) -> None:

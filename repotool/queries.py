@@ -28,9 +28,9 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from repotool.client import SourceView, load_view
 from repotool.errors import DownloadError, RepotoolError, UserError, VerificationError
 from repotool.home import Home, SourceConfig
+from repotool.state import SourceView, load_view
 from repotool.storage import fsync_dir
 
 __all__ = ["Resolution", "download", "list_projects", "resolve", "search", "show", "verify_files"]

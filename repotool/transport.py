@@ -16,10 +16,13 @@ source; otherwise requests uses the system CAs or ``REQUESTS_CA_BUNDLE``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
 import stat
+import tempfile
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -28,7 +31,6 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from tuf.api import exceptions as tuf_exc
-from tuf.ngclient.fetcher import FetcherInterface
 
 from repotool.errors import DownloadError, UsageError, VerificationError
 
@@ -92,14 +94,61 @@ def base_url(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
-class _BaseFetcher(FetcherInterface):
-    """Adds repotool's own streaming download-with-hash to python-tuf's interface."""
+class _BaseFetcher:
+    """python-tuf's fetcher contract (``fetch``, ``download_bytes``, ``download_file``,
+    raising ``tuf.api.exceptions`` download errors), plus a streaming download-with-hash.
+
+    It does not subclass ``tuf.ngclient.FetcherInterface``: importing ``tuf.ngclient``
+    pulls in the updater and urllib3, which commands that never verify metadata (and the
+    no-change update) do not need. Only ``_fetch`` differs by transport.
+    """
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.bytes_fetched = 0
         self.files_fetched = 0
         self.last_url: str | None = None  # names the file an error is about
+
+    def _fetch(self, url: str) -> Iterator[bytes]:
+        raise NotImplementedError
+
+    def as_tuf(self) -> Any:
+        """This fetcher, typed for python-tuf's ``Updater(fetcher=...)`` (duck-typed)."""
+        return self
+
+    def fetch(self, url: str) -> Iterator[bytes]:
+        try:
+            return self._fetch(url)
+        except tuf_exc.DownloadError:
+            raise
+        except Exception as e:
+            raise tuf_exc.DownloadError(f"Failed to download {url}") from e
+
+    def download_bytes(self, url: str, max_length: int) -> bytes:
+        """The whole body, refused as soon as it exceeds ``max_length`` bytes."""
+        buf = bytearray()
+        for chunk in self.fetch(url):
+            if len(buf) + len(chunk) > max_length:
+                raise tuf_exc.DownloadLengthMismatchError(
+                    f"Downloaded more than the maximum allowed length of {max_length}"
+                )
+            buf += chunk
+        return bytes(buf)
+
+    @contextlib.contextmanager
+    def download_file(self, url: str, max_length: int) -> Iterator[IO[bytes]]:
+        """Like python-tuf's: a temporary file holding at most ``max_length`` bytes."""
+        received = 0
+        with tempfile.TemporaryFile() as f:
+            for chunk in self.fetch(url):
+                received += len(chunk)
+                if received > max_length:
+                    raise tuf_exc.DownloadLengthMismatchError(
+                        f"Downloaded more than the maximum allowed length of {max_length}"
+                    )
+                f.write(chunk)
+            f.seek(0)
+            yield f
 
     def download_verified(
         self, url: str, dest: IO[bytes], length: int, sha256: str
@@ -170,13 +219,15 @@ class RequestsFetcher(_BaseFetcher):
     def __init__(self, limits: Limits, ca_cert: str | None = None) -> None:
         super().__init__(limits)
         self.ca_cert = ca_cert
-        self._sessions: dict[tuple[str, str], requests.Session] = {}
+        # per (thread, scheme, host): shards are fetched by a few threads at once, and a
+        # requests.Session is not documented as thread-safe
+        self._sessions: dict[tuple[int, str, str], requests.Session] = {}
 
     def _session(self, url: str) -> requests.Session:
         import requests
 
         parsed = urllib.parse.urlsplit(url)
-        key = (parsed.scheme, parsed.netloc)
+        key = (threading.get_ident(), parsed.scheme, parsed.netloc)
         if key not in self._sessions:
             s = requests.Session()
             s.headers["User-Agent"] = "repotool"

@@ -1,0 +1,116 @@
+"""A source's verified local state, as the query commands read it — no network, no crypto.
+
+``update`` commits a source in two steps: it writes a generation directory
+(``cache/gen-*/``: python-tuf's metadata and ``projects.json``, the project list derived
+from the verified shards), then records that generation's name and the sha256 of its
+``projects.json`` in the keyring (``keyring/state.json``, atomically). Readers load the
+generation the keyring names and check that digest, so the cache never acts as a trust
+anchor: a ``projects.json`` or shard altered in the cache is detected, not believed.
+Shards and files read back from the cache are re-hashed against the signed sha256.
+
+Importing this module must stay cheap: ``list``, ``search`` and ``show`` answer from it
+within the start-up budget (SPEC §5).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from repotool.errors import VerificationError
+from repotool.home import Home, SourceConfig
+
+__all__ = ["SourceView", "keyring_state", "load_view", "read_cached"]
+
+_GEN = re.compile(r"^gen-[A-Za-z0-9_]{1,64}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def keyring_state(home: Home, name: str) -> dict[str, Any]:
+    """``keyring/state.json`` as stored, or ``{}`` when missing or unreadable (the update
+    path validates it strictly; readers only look up the committed generation)."""
+    try:
+        doc = json.loads((home.keyring(name) / "state.json").read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def read_cached(path: Path, meta: dict[str, Any]) -> bytes | None:
+    """The bytes at ``path`` if they have the signed length and sha256, else None."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if len(data) != meta["length"] or not hmac.compare_digest(
+        hashlib.sha256(data).hexdigest(), meta["sha256"]
+    ):
+        return None
+    return data
+
+
+@dataclass
+class SourceView:
+    """A source's verified state as read from disk (cheap: the derived project list)."""
+
+    cfg: SourceConfig
+    gen: Path
+    cache: Path
+    projects: dict[str, dict[str, Any]]
+    shards: dict[str, dict[str, Any]]
+    updated: str
+    versions: dict[str, int] = field(default_factory=dict)
+    _shard_cache: dict[str, Any] = field(default_factory=dict)
+
+    def shard(self, sid: str) -> Any:
+        """A shard read back from the cache, re-hashed against the signed sha256 and
+        fully validated (every file entry) before use."""
+        from repotool.format.index import Shard
+
+        if sid not in self._shard_cache:
+            meta = self.shards.get(sid)
+            if meta is None:
+                self._shard_cache[sid] = Shard(sid)
+            else:
+                data = read_cached(self.cache / "shards" / f"{meta['sha256']}.json", meta)
+                if data is None:
+                    raise VerificationError(
+                        f"cached index of source {self.cfg.name!r} is damaged",
+                        f"run 'repotool clean {self.cfg.name}' and 'repotool update'",
+                    )
+                self._shard_cache[sid] = Shard.from_bytes(data, sid)
+        return self._shard_cache[sid]
+
+    def project(self, name: str) -> Any:
+        from repotool.format.index import shard_of
+
+        if name not in self.projects:
+            return None
+        return self.shard(shard_of(name)).projects.get(name)
+
+
+def load_view(home: Home, cfg: SourceConfig) -> SourceView | None:
+    """The source's committed verified state, or None before its first update (or when
+    the cache no longer matches what the keyring committed: 'update' rebuilds it)."""
+    index = keyring_state(home, cfg.name).get("index")
+    if not isinstance(index, dict):
+        return None
+    gen, digest, length = index.get("gen"), index.get("sha256"), index.get("length")
+    if not (isinstance(gen, str) and _GEN.match(gen) and isinstance(digest, str)
+            and _HEX64.match(digest) and type(length) is int):
+        return None
+    cache = home.cache(cfg.name)
+    data = read_cached(cache / gen / "projects.json", {"sha256": digest, "length": length})
+    if data is None:
+        return None
+    try:
+        doc = json.loads(data)
+        return SourceView(cfg, cache / gen, cache, doc["projects"], doc["shards"],
+                          doc["updated"], dict(doc.get("versions", {})))
+    except (ValueError, KeyError, TypeError):
+        return None
