@@ -1,3 +1,3 @@
-from repotool.cli import main
+from repotool.entry import main
 
 main()

@@ -22,6 +22,7 @@ import typer
 
 from repotool import __version__
 from repotool.errors import RepotoolError, UsageError, UserError
+from repotool.render import print_rows, print_show
 
 app = typer.Typer(
     name="repotool",
@@ -656,15 +657,7 @@ def list_(
     from repotool.queries import Views, list_projects
 
     rows = list_projects(Views(_home(), source))
-    _rows(rows, as_json)
-
-
-def _rows(rows: list[dict[str, Any]], as_json: bool) -> None:
-    if as_json:
-        _print_json(rows)
-        return
-    out = [f"{r['project']}\t{r['version']}\t{r['source']}\t{r['summary']}" for r in rows]
-    sys.stdout.write("".join(line + "\n" for line in out))
+    print_rows(rows, as_json)
 
 
 @app.command("search")
@@ -677,7 +670,7 @@ def search(
     from repotool.queries import Views
     from repotool.queries import search as do_search
 
-    _rows(do_search(Views(_home()), text), as_json)
+    print_rows(do_search(Views(_home()), text), as_json)
 
 
 @app.command("show")
@@ -690,23 +683,7 @@ def show(
     from repotool.queries import Views
     from repotool.queries import show as do_show
 
-    doc = do_show(Views(_home()), project)
-    if as_json:
-        _print_json(doc)
-        return
-    res = doc["resolved"]
-    w = sys.stdout.write
-    w(f"{doc['project']}: resolves to {res['source'] or 'nothing'} ({res['reason']})\n")
-    for s in doc["sources"]:
-        w(f"source {s['source']}: {s['summary']}\n")
-        for v in s["versions"]:
-            w(f"  {v['version']}\n")
-            for f in v["files"]:
-                y = "" if f["yanked"] is False else f"  YANKED {f['yanked'] or ''}".rstrip()
-                rp = f"  requires-python {f['requires_python']}" if f["requires_python"] else ""
-                w(f"    {f['filename']}  {f['size']} bytes  sha256:{f['sha256']}{rp}{y}\n")
-                for d in f["requires_dist"]:
-                    w(f"      depends: {d}\n")
+    print_show(do_show(Views(_home()), project), as_json)
 
 
 @app.command("download")

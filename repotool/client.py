@@ -377,7 +377,12 @@ def _read_keyring(keyring: Path, name: str) -> tuple[bytes, dict[str, int]]:
             isinstance(k, str) and type(v) is int for k, v in marks.items()
         ):
             raise TypeError("state.json: 'versions' is not a map of role to version")
-        _parse_root(root_bytes, "root.json")
+        # a root the keyring itself recorded by digest need not be parsed again here (it
+        # is verified by python-tuf whenever the full path runs); any other is checked
+        known = state.get("root_sha256")
+        if not (isinstance(known, str)
+                and hmac.compare_digest(hashlib.sha256(root_bytes).hexdigest(), known)):
+            _parse_root(root_bytes, "root.json")
     except (OSError, ValueError, KeyError, TypeError, FormatError) as e:
         raise UserError(
             f"keyring of source {name!r} is unreadable: {e}",
@@ -616,9 +621,10 @@ def _commit_keyring(
     kr = home.keyring(name)
     root_now = trusted.root
     if root_now.version != _root_version(root_bytes):
-        newest = meta_dir / "root_history" / f"{root_now.version}.root.json"
-        atomic_write(kr / "root.json", newest.read_bytes())
+        root_bytes = (meta_dir / "root_history" / f"{root_now.version}.root.json").read_bytes()
+        atomic_write(kr / "root.json", root_bytes)
     state = {
+        "root_sha256": hashlib.sha256(root_bytes).hexdigest(),
         "versions": {r: max(v, marks.get(r, 0)) for r, v in new_versions.items()},
         "index": index,
         "timestamp_sha256": hashlib.sha256((meta_dir / "timestamp.json").read_bytes())

@@ -1,0 +1,89 @@
+"""The ``repotool`` executable: a fast path for the read-only queries, else the full CLI.
+
+``list``, ``search`` and ``show`` answer from local state within 0.15 s (SPEC §5); the
+typer CLI costs ~60 ms to import and build before any work starts. The plain forms
+
+    repotool [--home DIR] list [--source NAME] [--json]
+    repotool [--home DIR] search TEXT [--json]
+    repotool [--home DIR] show PROJECT [--json]
+
+are therefore answered here, by the same library calls and printers the CLI uses; any
+other argument (``--help``, an unknown option, another command) goes to the full CLI,
+which also owns every usage error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _parse(argv: list[str]) -> tuple[Path | None, str, list[str], str | None, bool] | None:
+    home: Path | None = None
+    if len(argv) >= 2 and argv[0] == "--home":
+        home, argv = Path(argv[1]), argv[2:]
+    elif argv and argv[0].startswith("--home="):
+        home, argv = Path(argv[0][len("--home="):]), argv[1:]
+    if not argv or argv[0] not in ("list", "search", "show"):
+        return None
+    cmd, args = argv[0], argv[1:]
+    positional: list[str] = []
+    source: str | None = None
+    as_json = False
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--json":
+            as_json = True
+        elif a == "--source" and cmd == "list" and i + 1 < len(args):
+            source = args[i + 1]
+            i += 1
+        elif a.startswith("-") or not a:
+            return None
+        else:
+            positional.append(a)
+        i += 1
+    if len(positional) != (0 if cmd == "list" else 1):
+        return None
+    return home, cmd, positional, source, as_json
+
+
+def _run_fast(parsed: tuple[Path | None, str, list[str], str | None, bool]) -> int:
+    from repotool.errors import RepotoolError
+    from repotool.home import Home, default_home
+    from repotool.queries import Views, list_projects, search, show
+    from repotool.render import print_rows, print_show
+
+    home_dir, cmd, positional, source, as_json = parsed
+    try:
+        home = Home(home_dir or default_home())
+        if cmd == "list":
+            print_rows(list_projects(Views(home, source)), as_json)
+        elif cmd == "search":
+            print_rows(search(Views(home), positional[0]), as_json)
+        else:
+            print_show(show(Views(home), positional[0]), as_json)
+        sys.stdout.flush()
+    except RepotoolError as e:
+        sys.stderr.write(f"repotool: error: {e.message}\n")
+        if e.hint:
+            sys.stderr.write(f"  hint: {e.hint}\n")
+        return e.exit_code
+    except BrokenPipeError:  # `repotool list | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError as e:
+        sys.stderr.write(f"repotool: error: {e.strerror or e}\n")
+        return 1
+    return 0
+
+
+def main() -> None:
+    parsed = _parse(sys.argv[1:])
+    if parsed is not None:
+        sys.exit(_run_fast(parsed))
+    from repotool.cli import main as cli_main
+
+    cli_main()
