@@ -11,7 +11,6 @@ may fetch) must hash to its name. All problems are collected; the report lists e
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import re
@@ -24,6 +23,7 @@ from typing import Any
 
 from repotool.errors import RepotoolError, UserError
 from repotool.layout import METADATA_DIR, target_disk_path
+from repotool.storage import hash_file
 
 __all__ = ["CheckReport", "check_repository"]
 
@@ -41,13 +41,7 @@ class CheckReport:
 
 def _hash(path: Path) -> tuple[str, int] | None:
     try:
-        h = hashlib.sha256()
-        n = 0
-        with open(path, "rb") as f:
-            while chunk := f.read(1024 * 1024):
-                h.update(chunk)
-                n += len(chunk)
-        return h.hexdigest(), n
+        return hash_file(path)
     except OSError:
         return None
 

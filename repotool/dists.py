@@ -6,7 +6,6 @@ The filename is parsed with ``packaging.utils`` and the file's own metadata (whe
 
 from __future__ import annotations
 
-import hashlib
 import re
 import tarfile
 import zipfile
@@ -24,6 +23,7 @@ from packaging.utils import (
 from packaging.version import Version
 
 from repotool.errors import UserError
+from repotool.storage import hash_file
 
 __all__ = ["DistInfo", "inspect", "is_distribution_name", "sha256_file"]
 
@@ -46,13 +46,7 @@ class DistInfo:
 
 
 def sha256_file(path: Path) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_size):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
+    return hash_file(path)
 
 
 def is_distribution_name(filename: str) -> bool:

@@ -15,7 +15,6 @@ Which source provides a project — one rule, for direct and transitive requirem
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import hmac
 import json
 import os
@@ -31,7 +30,7 @@ from packaging.utils import canonicalize_name
 from repotool.errors import DownloadError, RepotoolError, UserError, VerificationError
 from repotool.home import Home, SourceConfig
 from repotool.state import SourceView, load_view
-from repotool.storage import fsync_dir
+from repotool.storage import fsync_dir, hash_file
 
 __all__ = ["Resolution", "download", "list_projects", "resolve", "search", "show", "verify_files"]
 
@@ -219,7 +218,7 @@ def cached_file(
     files = view.cache / "files"
     dest = files / entry.sha256
     if dest.exists():
-        if _hash_file(dest) == (entry.sha256, entry.size):
+        if hash_file(dest) == (entry.sha256, entry.size):
             return Path(dest)
         dest.unlink()
     files.mkdir(parents=True, exist_ok=True)
@@ -252,16 +251,6 @@ def cached_file(
 def _where(url: str, e: RepotoolError) -> str:
     """``URL: message``, without repeating a URL the message already names."""
     return e.message if url in e.message else f"{url}: {e.message}"
-
-
-def _hash_file(path: Path) -> tuple[str, int]:
-    h = hashlib.sha256()
-    n = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1024 * 1024):
-            h.update(chunk)
-            n += len(chunk)
-    return h.hexdigest(), n
 
 
 def parse_requirement(text: str) -> Any:
@@ -302,7 +291,7 @@ def download(
                 shutil.copyfileobj(src, out, 1024 * 1024)
                 out.flush()
                 os.fsync(out.fileno())
-            if _hash_file(Path(tmp)) != (entry.sha256, entry.size):
+            if hash_file(Path(tmp)) != (entry.sha256, entry.size):
                 raise VerificationError(f"{entry.filename} changed while it was copied")
             os.replace(tmp, target)
         finally:
@@ -336,7 +325,7 @@ def verify_files(home: Home, paths: list[Path]) -> list[dict[str, Any]]:
     out = []
     for path in paths:
         try:
-            sha, size = _hash_file(path)
+            sha, size = hash_file(path)
         except OSError as e:
             raise UserError(f"cannot read {str(path)!r}: {e.strerror}") from None
         item: dict[str, Any] = {"file": str(path), "sha256": sha, "size": size,

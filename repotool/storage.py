@@ -17,7 +17,9 @@ from pathlib import Path
 
 from repotool.errors import UserError
 
-__all__ = ["atomic_write", "fsync_dir", "locked", "parse_duration", "safe_name"]
+__all__ = [
+    "atomic_write", "fsync_dir", "hash_file", "locked", "parse_duration", "safe_name",
+]
 
 _DURATION = re.compile(r"^([1-9][0-9]{0,9})([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -41,6 +43,19 @@ def parse_duration(text: str) -> int:
 def safe_name(name: str) -> bool:
     """True for names usable as one path component (source names)."""
     return bool(_SAFE.match(name)) and name not in {".", ".."}
+
+
+def hash_file(path: Path) -> tuple[str, int]:
+    """sha256 (hex) and size of a file, read in 1 MiB chunks (memory stays flat)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1024 * 1024):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
 
 
 def fsync_dir(path: Path) -> None:

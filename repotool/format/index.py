@@ -185,15 +185,8 @@ def summarize(data: bytes, shard: str) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for name, pdoc in _load_projects(data, shard).items():
         try:
-            if not _NAME.match(name) or canonicalize_name(name) != name:
-                raise FormatError("project name is not normalized")
-            if shard_of(name) != shard:
-                raise FormatError(f"belongs to shard {shard_of(name)}")
-            if not isinstance(pdoc, dict) or set(pdoc) != {"name", "summary", "files"}:
-                raise FormatError("unexpected project fields")
+            pdoc = _project_header(name, pdoc, shard)
             files = pdoc["files"]
-            if pdoc["name"] != name or not isinstance(files, list):
-                raise FormatError("malformed project entry")
             latest: Version | None = None
             for f in files:
                 v = f["version"] if isinstance(f, dict) else None
@@ -220,7 +213,8 @@ def _str(v: object, what: str, limit: int = field_max_length) -> str:
     return v
 
 
-def _parse_project(name: str, pdoc: object, shard: str) -> Project:
+def _project_header(name: str, pdoc: object, shard: str) -> dict[str, Any]:
+    """The checks every reader of a project entry makes: name, shard, fields."""
     if not _NAME.match(name) or canonicalize_name(name) != name:
         raise FormatError("project name is not normalized")
     if shard_of(name) != shard:
@@ -229,10 +223,15 @@ def _parse_project(name: str, pdoc: object, shard: str) -> Project:
         raise FormatError("unexpected project fields")
     if pdoc["name"] != name:
         raise FormatError("name field differs from its key")
+    if not isinstance(pdoc["files"], list):
+        raise FormatError("'files' is not a list")
+    return pdoc
+
+
+def _parse_project(name: str, pdoc: object, shard: str) -> Project:
+    pdoc = _project_header(name, pdoc, shard)
     summary = _str(pdoc["summary"], "summary", summary_max_length)
     files_doc = pdoc["files"]
-    if not isinstance(files_doc, list):
-        raise FormatError("'files' is not a list")
     files: list[FileEntry] = []
     seen: set[str] = set()
     for fdoc in files_doc:
