@@ -10,8 +10,11 @@
 4. Fetch each index shard the new targets names whose sha256 is not cached, bounded
    by its signed length, verify length and sha256, and parse it.
 5. Commit: a new generation directory (metadata + derived project list) is written,
-   then ``cache/current`` is replaced atomically, then the keyring. A kill at any
-   point leaves the previous generation current and usable.
+   then the keyring's ``state.json`` — naming that generation and its digest — is
+   replaced atomically: that write is the commit. A kill at any point leaves the
+   previous generation committed and usable.
+
+Step 0, before all of these, is the no-change fast path (see ``_unchanged``).
 
 Mirrors: steps 1–4 run against the primary URL, then each mirror in turn, each from
 the trusted state; a failing one is reported by URL and the next is tried.

@@ -2,13 +2,20 @@
 
     HOME/sources/NAME/source.json          what the user said at 'source add'
     HOME/sources/NAME/keyring/root.json    the trust anchor: the latest verified root
-    HOME/sources/NAME/keyring/state.json   highest versions accepted (rollback guard)
+    HOME/sources/NAME/keyring/state.json   highest versions accepted (rollback guard), the
+                                           committed generation and its digest, and what
+                                           the no-change update compares against
     HOME/sources/NAME/keyring/ca.pem       the source's extra CA (--ca-cert), if any
-    HOME/sources/NAME/cache/               metadata and file caches ('clean' empties it)
+    HOME/sources/NAME/cache/gen-*/         a generation: python-tuf's metadata and
+                                           projects.json (derived project list)
+    HOME/sources/NAME/cache/shards/SHA.json, cache/files/SHA   verified, content-addressed
+    HOME/sources/NAME/status.json          the last update's outcome
     HOME/sources/NAME/lock                 held while the source's state changes
+    HOME/tmp/                              pip's scratch space during 'install'
 
-The keyring advances only through a verified root chain; the cache is never a trust
-anchor (anything read back from it is re-verified or re-hashed).
+'clean' empties cache/. The keyring advances only through a verified root chain; the
+cache is never a trust anchor (what is read back from it is checked against the keyring,
+re-verified or re-hashed).
 """
 
 from __future__ import annotations
