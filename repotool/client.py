@@ -169,8 +169,10 @@ def add_source(
             for kid in key_ids:
                 if kid not in root_keys:
                     raise VerificationError(
-                        f"key {kid} is not a root key of the repository at {cfg.url}",
-                        "check the key or fingerprint the publisher gave you",
+                        f"key {kid} is not a root key of the repository's first root at "
+                        f"{cfg.url}",
+                        "check the key or fingerprint the publisher gave you; after a root "
+                        "key rotation, add it with the original key or with --root ROOT.json",
                     )
                 sig = md.signatures.get(kid)
                 try:
@@ -281,7 +283,7 @@ def update(
 
 def _record_status(home: Home, name: str, res: UpdateResult, now: datetime) -> None:
     """The last update's outcome: 'install' refuses to fall through a failed source."""
-    doc = {"ok": res.ok, "error": res.error, "at": now.isoformat()}
+    doc = {"ok": res.ok, "error": res.error, "exit_code": res.exit_code, "at": now.isoformat()}
     with contextlib.suppress(OSError):
         atomic_write(home.source_dir(name) / "status.json", json.dumps(doc).encode())
 

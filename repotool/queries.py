@@ -66,6 +66,14 @@ class Views:
         return False, str(doc.get("error") or "its last update failed")
 
 
+def _last_exit_code(home: Home, cfg: SourceConfig) -> int:
+    try:
+        code = json.loads((home.source_dir(cfg.name) / "status.json").read_bytes())["exit_code"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return 1
+    return code if type(code) is int else 1
+
+
 def resolve(views: Views, project: str) -> Resolution:
     """Apply the rule in the module docstring.
 
@@ -84,7 +92,9 @@ def resolve(views: Views, project: str) -> Resolution:
         ok, reason = views.status_ok(cfg)
         view = views.view(cfg)
         if not ok or view is None:
-            raise UserError(
+            # a source refused for verification stays a refusal (exit 3), not a mere error
+            refused = _last_exit_code(views.home, cfg) == VerificationError.exit_code
+            raise (VerificationError if refused else UserError)(
                 f"source {cfg.name!r} could not be updated ({reason}); refusing to look for "
                 f"{project} in lower-priority sources",
                 f"fix and run 'repotool update {cfg.name}'",
@@ -273,7 +283,6 @@ def download(
     Locations that failed before another served a file are passed to ``report``."""
     reqs = [parse_requirement(r) for r in requirements]
     views = Views(home)
-    dest_dir.mkdir(parents=True, exist_ok=True)
     done: dict[str, dict[str, Any]] = {}
     queue = list(reqs)
     while queue:
@@ -285,6 +294,7 @@ def download(
         entry = choose_file(res.source, req)
         cached = cached_file(home, res.source, name, entry, limits, report=report)
         target = dest_dir / entry.filename
+        dest_dir.mkdir(parents=True, exist_ok=True)  # only once a verified file is at hand
         fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=".part-")
         try:
             with os.fdopen(fd, "wb") as out, open(cached, "rb") as src:

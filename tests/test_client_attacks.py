@@ -278,7 +278,8 @@ def test_freeze_replayed_current_metadata_refused_once_expired(pubs, home: Path)
     assert keyring_digest(home, "demo") == kr
     assert listing(home) == old  # queries still answer from the last verified state...
     r = cli("--home", home, "download", "demo-pkg", "-d", home.parent / "dl")
-    assert r.exit_code == 1 and "could not be updated" in r.stderr, r.output  # ...not installs
+    # ...not downloads or installs; the refusal stays a refusal (exit 3)
+    assert r.exit_code == 3 and "could not be updated" in r.stderr, r.output
     [res] = update(Home(home), None, now=datetime.now(UTC), limits=Limits())
     assert res.ok, res
 
