@@ -22,7 +22,7 @@ import typer
 
 from repotool import __version__
 from repotool.errors import RepotoolError, UsageError, UserError
-from repotool.render import print_rows, print_show
+from repotool.render import print_rows, print_show, print_update
 
 app = typer.Typer(
     name="repotool",
@@ -614,23 +614,7 @@ def update(
         raise UserError("no sources", "add one with 'repotool source add NAME URL --key PUB'")
     results = do_update(home, names, now=_now(), limits=_limits(),
                         allow_name_change=allow_name_change)
-    if as_json:
-        _print_json([r.to_dict() for r in results])
-    for r in results:
-        if not as_json:
-            for f in r.failures if (r.ok and r.failures) else []:
-                _err(f"warning: {r.source}: location failed, next one used: {f}")
-        if r.ok and not as_json:
-            state = "updated" if r.changed else "unchanged"
-            sys.stdout.write(
-                f"{r.source}: {state}, timestamp v{r.versions.get('timestamp')}, "
-                f"{r.projects} project(s); fetched {r.files_fetched} file(s), "
-                f"{r.bytes_fetched} bytes from {r.mirror}\n")
-        elif not r.ok:
-            _err(f"repotool: error: {r.error}")
-            if r.hint:
-                _err(f"  hint: {r.hint}")
-    code = max((r.exit_code for r in results), default=0)
+    code = print_update(results, as_json)
     if code:
         raise typer.Exit(code)
 

@@ -358,14 +358,13 @@ def _unchanged(cfg: SourceConfig, state: dict[str, Any], fetcher: Fetcher, ref: 
         if any(datetime.fromisoformat(str(v)) <= ref for v in expires.values()):
             return False
         try:
-            fetcher.download_bytes(f"{cfg.url}metadata/{versions['root'] + 1}.root.json",
-                                   root_max_length)
+            fetcher.lean_bytes(f"{cfg.url}metadata/{versions['root'] + 1}.root.json",
+                               root_max_length)
             return False  # a new root: the full path verifies the chain
         except tuf_exc.DownloadHTTPError as e:
             if e.status_code not in (403, 404):
                 return False
-        data = fetcher.download_bytes(f"{cfg.url}metadata/timestamp.json",
-                                      timestamp_max_length)
+        data = fetcher.lean_bytes(f"{cfg.url}metadata/timestamp.json", timestamp_max_length)
     except Exception:  # the full path fetches again and reports it
         return False
     return hmac.compare_digest(hashlib.sha256(data).hexdigest(), digest)

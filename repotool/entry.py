@@ -1,8 +1,10 @@
 """The ``repotool`` executable: a fast path for the read-only queries, else the full CLI.
 
-``list``, ``search`` and ``show`` answer from local state within 0.15 s (SPEC §5); the
-typer CLI costs ~60 ms to import and build before any work starts. The plain forms
+``list``, ``search`` and ``show`` answer from local state within 0.15 s, and a no-change
+``update`` is a few small requests (SPEC §5); the typer CLI costs ~40-60 ms to import
+and build before any work starts. The plain forms
 
+    repotool [--home DIR] update [--json]
     repotool [--home DIR] list [--source NAME] [--json]
     repotool [--home DIR] search TEXT [--json]
     repotool [--home DIR] show PROJECT [--json]
@@ -27,9 +29,12 @@ def _parse(argv: list[str]) -> tuple[Path | None, str, list[str], str | None, bo
         home, argv = Path(argv[1]), argv[2:]
     elif argv and argv[0].startswith("--home="):
         home, argv = Path(argv[0][len("--home="):]), argv[1:]
-    if not argv or argv[0] not in ("list", "search", "show"):
+    if not argv or argv[0] not in ("list", "search", "show", "update"):
         return None
     cmd, args = argv[0], argv[1:]
+    if cmd == "update":  # only the plain form: all sources, default options
+        return (home, cmd, [], None, True) if args == ["--json"] else \
+            (home, cmd, [], None, False) if not args else None
     positional: list[str] = []
     source: str | None = None
     as_json = False
@@ -60,6 +65,8 @@ def _run_fast(parsed: tuple[Path | None, str, list[str], str | None, bool]) -> i
     home_dir, cmd, positional, source, as_json = parsed
     try:
         home = Home(home_dir or default_home())
+        if cmd == "update":
+            return _update(home, as_json)
         if cmd == "list":
             print_rows(list_projects(Views(home, source)), as_json)
         elif cmd == "search":
@@ -78,6 +85,21 @@ def _run_fast(parsed: tuple[Path | None, str, list[str], str | None, bool]) -> i
         sys.stderr.write(f"repotool: error: {e.strerror or e}\n")
         return 1
     return 0
+
+
+def _update(home: object, as_json: bool) -> int:
+    from datetime import UTC, datetime
+
+    from repotool.client import update
+    from repotool.errors import UserError
+    from repotool.home import Home
+    from repotool.render import print_update
+    from repotool.transport import Limits
+
+    assert isinstance(home, Home)
+    if not home.sources():
+        raise UserError("no sources", "add one with 'repotool source add NAME URL --key PUB'")
+    return print_update(update(home, None, now=datetime.now(UTC), limits=Limits()), as_json)
 
 
 def main() -> None:

@@ -315,6 +315,59 @@ class Fetcher(_BaseFetcher):
         self.files_fetched += 1
 
 
+    def lean_bytes(self, url: str, max_length: int) -> bytes:
+        """A small download without importing requests/urllib3 (~55 ms of start-up):
+        for the no-change update's probes, whose bytes are compared against digests the
+        keyring holds, so TLS details cannot change what is trusted. With a proxy
+        configured in the environment, requests (which honours it) is used instead.
+
+        Raises:
+            tuf.api.exceptions.DownloadHTTPError: a status other than 200.
+            tuf.api.exceptions.DownloadError: anything else; the caller falls back.
+        """
+        proxied = any(os.environ.get(v) for v in (
+            "http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"))
+        if not url.startswith(("http://", "https://")) or proxied:
+            return self.download_bytes(url, max_length)
+        import http.client
+
+        self.last_url = url
+        p = urllib.parse.urlsplit(url)
+        timeout = min(self.limits.read_timeout, self.limits.download_deadline)
+        conn: http.client.HTTPConnection
+        if p.scheme == "https":
+            import ssl
+
+            cafile = self._http.ca_cert or os.environ.get("REQUESTS_CA_BUNDLE") or None
+            ctx = ssl.create_default_context(cafile=cafile)
+            conn = http.client.HTTPSConnection(p.hostname or "", p.port, timeout=timeout,
+                                               context=ctx)
+        else:
+            conn = http.client.HTTPConnection(p.hostname or "", p.port, timeout=timeout)
+        deadline = time.monotonic() + self.limits.download_deadline
+        try:
+            conn.request("GET", p.path or "/",
+                         headers={"User-Agent": "repotool", "Accept-Encoding": "identity"})
+            resp = conn.getresponse()
+            if resp.status != 200:
+                raise tuf_exc.DownloadHTTPError(f"HTTP {resp.status} for {url}", resp.status)
+            buf = bytearray()
+            while chunk := resp.read1(chunk_size):
+                buf += chunk
+                if len(buf) > max_length:
+                    raise tuf_exc.DownloadLengthMismatchError(
+                        f"Downloaded more than the maximum allowed length of {max_length}")
+                if time.monotonic() > deadline:
+                    raise tuf_exc.SlowRetrievalError(f"{url}: download took too long")
+        except (OSError, http.client.HTTPException) as e:
+            raise tuf_exc.DownloadError(f"cannot reach {url}: {e}") from None
+        finally:
+            conn.close()
+        self.bytes_fetched += len(buf)
+        self.files_fetched += 1
+        return bytes(buf)
+
+
 def make_fetcher(limits: Limits | None = None, ca_cert: str | None = None) -> Fetcher:
     return Fetcher(limits, ca_cert)
 

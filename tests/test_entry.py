@@ -51,7 +51,8 @@ def test_fast_path_errors_like_the_full_cli(updated_home: Path) -> None:
 
 @pytest.mark.parametrize("argv", [
     ["list", "--help"], ["show"], ["show", "a", "b"], ["search", "--bogus", "x"],
-    ["update"], ["--timeout", "3", "list"], ["list", "--source"],
+    ["update", "demo"], ["update", "--allow-name-change"], ["--timeout", "3", "list"],
+    ["list", "--source"],
 ])
 def test_anything_else_goes_to_the_full_cli(argv: list[str]) -> None:
     assert _parse(argv) is None
@@ -68,3 +69,32 @@ def test_queries_import_no_network_or_crypto_code(updated_home: Path) -> None:
         for heavy in ("tuf", "securesystemslib", "cryptography", "requests", "urllib3",
                       "typer", "ssl"):
             assert heavy not in imported, (args, heavy)
+
+
+def test_fast_update_answers_like_the_full_cli(updated_home: Path) -> None:
+    fast = _exe("--home", updated_home, "update")
+    full = cli("--home", updated_home, "update")
+    assert fast.returncode == full.exit_code == 0
+    assert fast.stdout == full.stdout and "unchanged" in fast.stdout
+
+
+def test_no_change_update_over_http_imports_no_tuf_client_requests_or_typer(
+        make_published, home: Path) -> None:
+    """SPEC §5: the no-change update is a couple of small requests and nothing else."""
+    from servers import RepoServer
+
+    pub = make_published()
+    with RepoServer(pub.root) as srv:
+        assert cli("--home", home, "source", "add", "demo", srv.url, "--key",
+                   pub.key.public).exit_code == 0
+        assert cli("--home", home, "update").exit_code == 0
+        srv.clear_log()
+        r = subprocess.run([sys.executable, "-X", "importtime", "-m", "repotool", "--home",
+                            str(home), "update"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert srv.requests == ["/metadata/2.root.json", "/metadata/timestamp.json"]
+    imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines()
+                if line.startswith("import time:")}
+    for heavy in ("tuf.ngclient", "tuf.api.metadata", "cryptography", "requests", "urllib3",
+                  "typer"):
+        assert heavy not in imported, heavy
