@@ -48,8 +48,8 @@ def _hash(path: Path) -> tuple[str, int] | None:
 
 def check_repository(directory: Path, *, now: datetime) -> CheckReport:
     from tuf.api import exceptions as tuf_exc
-    from tuf.ngclient import Updater
 
+    from repotool.client import make_updater
     from repotool.format.index import Shard
     from repotool.transport import Fetcher, translate_download_error
 
@@ -62,12 +62,10 @@ def check_repository(directory: Path, *, now: datetime) -> CheckReport:
     work = Path(tempfile.mkdtemp(prefix="repotool-check-"))
     try:
         try:
-            up = Updater(str(work), url + "metadata/", None, url, Fetcher().as_tuf(),
-                         bootstrap=first.read_bytes())
+            up = make_updater(work, url + "metadata/", url, first.read_bytes(), Fetcher(), now)
         except (tuf_exc.RepositoryError, ValueError, TypeError, KeyError) as e:
             report.problems.append(f"metadata: {first.name} is not a valid root: {e}")
             return report
-        up._trusted_set.reference_time = now
         try:
             up.refresh()
         except tuf_exc.RepositoryError as e:
@@ -99,7 +97,7 @@ def check_repository(directory: Path, *, now: datetime) -> CheckReport:
             except (tuf_exc.RepositoryError, tuf_exc.DownloadError, RepotoolError) as e:
                 report.problems.append(f"{name}: {e}")
                 continue
-            for path, tf in ts[name].targets.items():  # type: ignore[attr-defined]
+            for path, tf in ts[name].targets.items():
                 bin_targets[path] = tf
                 if delegations.succinct_roles.get_role_for_target(path) != name:
                     report.problems.append(f"{name}: lists {path!r}, which belongs elsewhere")

@@ -419,7 +419,6 @@ def _update_from(
     res: UpdateResult,
 ) -> None:
     from tuf.api import exceptions as tuf_exc
-    from tuf.ngclient import Updater, UpdaterConfig
 
     cache = home.cache(cfg.name)
     work = Path(tempfile.mkdtemp(prefix="gen-", dir=cache))
@@ -432,16 +431,7 @@ def _update_from(
                     shutil.copyfile(view.gen / "metadata" / name, meta_dir / name)
         ref = now - timedelta(seconds=cfg.clock_skew)
         try:
-            up = Updater(
-                str(meta_dir), f"{url}metadata/", None, url, fetcher.as_tuf(),
-                UpdaterConfig(
-                    snapshot_max_length=limits_meta(fetcher),
-                    targets_max_length=limits_meta(fetcher),
-                ),
-                bootstrap=root_bytes,
-            )
-            # (1) one reference time per run; python-tuf otherwise reads the clock itself
-            up._trusted_set.reference_time = ref
+            up = make_updater(meta_dir, f"{url}metadata/", url, root_bytes, fetcher, ref)
             up.refresh()  # (2)
         except tuf_exc.ExpiredMetadataError:
             raise VerificationError(
@@ -640,8 +630,29 @@ def _commit_keyring(
         atomic_write(kr / "state.json", json.dumps(state, sort_keys=True).encode())
 
 
-def limits_meta(fetcher: Fetcher) -> int:
-    return fetcher.limits.metadata_max_length
+def make_updater(
+    meta_dir: Path,
+    metadata_url: str,
+    target_url: str | None,
+    root_bytes: bytes,
+    fetcher: Fetcher,
+    reference_time: datetime | None = None,
+) -> Any:
+    """python-tuf's ``Updater`` as repotool drives it: bootstrapped from the given trusted
+    root (never from the cache), on repotool's fetcher and its length caps, and — with
+    ``reference_time`` — judging expiry against one time per run, not python-tuf's own
+    clock reading. Shared by ``update``, ``repo check`` and the conformance adapter."""
+    from tuf.ngclient import Updater, UpdaterConfig
+
+    cap = fetcher.limits.metadata_max_length
+    up = Updater(
+        str(meta_dir), metadata_url, None, target_url, fetcher.as_tuf(),
+        UpdaterConfig(snapshot_max_length=cap, targets_max_length=cap),
+        bootstrap=root_bytes,
+    )
+    if reference_time is not None:
+        up._trusted_set.reference_time = reference_time  # (1) one reference time per run
+    return up
 
 
 def _root_version(data: bytes) -> int:
