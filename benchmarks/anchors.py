@@ -644,15 +644,21 @@ class _Server(http.server.ThreadingHTTPServer):
     block_on_close = False
 
 
+class _NoDelayHandler(_QuietHandler):
+    disable_nagle_algorithm = True  # TCP_NODELAY, as nginx's default tcp_nodelay
+
+
 @contextlib.contextmanager
-def serve_dir(path: Path) -> Iterator[str]:
+def serve_dir(path: Path, *, nodelay: bool = False) -> Iterator[str]:
     """Serve ``path`` read-only on ``127.0.0.1``, random port; yields the base URL.
 
     ``http.server.ThreadingHTTPServer`` with a quiet ``SimpleHTTPRequestHandler``
     (HTTP/1.1 keep-alive, ``If-Modified-Since`` -> 304) in a daemon thread of
     this process.  Use the same server for repotool to keep comparisons fair.
+    ``nodelay`` sets TCP_NODELAY on accepted sockets (see ``common.serve_dir_nodelay``).
     """
-    handler = functools.partial(_QuietHandler, directory=str(path))
+    handler = functools.partial(_NoDelayHandler if nodelay else _QuietHandler,
+                                directory=str(path))
     server = _Server(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, name="serve_dir", daemon=True)
     thread.start()

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import hashlib
 import io
 import json
@@ -32,7 +31,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -282,10 +280,6 @@ def build_repository(workdir: Path, files: int, projects: int, *, reuse: bool = 
     return built
 
 
-class _NoDelayHandler(anchors._QuietHandler):
-    disable_nagle_algorithm = True  # TCP_NODELAY, as nginx's default tcp_nodelay
-
-
 @contextlib.contextmanager
 def serve_dir_nodelay(path: Path) -> Iterator[str]:
     """:func:`anchors.serve_dir` with TCP_NODELAY on accepted sockets.
@@ -296,13 +290,5 @@ def serve_dir_nodelay(path: Path) -> Iterator[str]:
     first on a connection then costs ~40 ms.  Few-request clients (apt, python-tuf)
     barely notice; a client fetching hundreds of small files does.
     """
-    handler = functools.partial(_NoDelayHandler, directory=str(path))
-    server = anchors._Server(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, name="serve_nodelay", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with anchors.serve_dir(path, nodelay=True) as url:
+        yield url
