@@ -23,10 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuf.api.metadata import (
-    Delegations,
     Key,
     Metadata,
-    MetaFile,
     Role,
     Root,
     Snapshot,
@@ -38,21 +36,18 @@ from tuf.api.metadata import (
 from tuf.api.serialization.json import JSONSerializer
 
 from repotool import dists
-from repotool.errors import UserError, VerificationError
-from repotool.format import simple
+from repotool.errors import UserError
 from repotool.format.index import FileEntry, Project, Shard, shard_of, shard_path
 from repotool.layout import (
-    BINS_PREFIX,
     METADATA_DIR,
     REPO_FIELD,
     ROOT_PAGES,
     WORK_DIR,
     dist_target_path,
     plain_target_path,
-    project_page_paths,
     target_disk_path,
 )
-from repotool.storage import atomic_write, fsync_dir, locked
+from repotool.storage import atomic_write, locked
 
 if TYPE_CHECKING:
     from securesystemslib.signer import Signer
@@ -507,7 +502,9 @@ class Repository:
         """
         self._require()
         with self._lock():
-            return _Signing(self, signers, now, expires, force, new_root).run()
+            from repotool.signing import Signing  # the other half of the publisher
+
+            return Signing(self, signers, now, expires, force, new_root).run()
 
 
 def _check_indexable(info: dists.DistInfo, upload_time: str) -> None:
@@ -539,366 +536,3 @@ def _entry_from_pending(a: dict[str, Any]) -> FileEntry:
         upload_time=a["upload_time"],
         yanked=False,
     )
-
-
-class _Signing:
-    """One ``sign`` run: compute everything in memory, check, then write."""
-
-    def __init__(
-        self,
-        repo: Repository,
-        signers: list[Signer],
-        now: datetime,
-        expires: int | None,
-        force: frozenset[str],
-        new_root: Metadata[Root] | None,
-    ) -> None:
-        self.repo = repo
-        self.signers = signers
-        self.now = now.astimezone(UTC).replace(microsecond=0)
-        self.expires = expires
-        self.force = force
-        self.pub = repo.published()
-        self.pending = repo._pending()
-        self.pending_root = new_root or repo._pending_root()
-        self.writes: list[tuple[Path, bytes]] = []  # hash-prefixed targets and metadata
-        self.plain: list[tuple[Path, bytes]] = []  # plain-name simple pages
-        self.links: list[tuple[Path, Path]] = []  # dist: hashed -> plain
-        self.unlink_plain: list[Path] = []  # plain pages of projects no longer listed
-        self.summary = SignSummary()
-        self._used: set[str] = set()
-        self._signed: list[tuple[str, Metadata[Any], Any, Root, Root | None]] = []
-
-    def _expiry(self, role: str) -> datetime:
-        secs = self.expires if self.expires is not None else DEFAULT_EXPIRY[role]
-        return self.now + timedelta(seconds=secs)
-
-    def _add_target(self, path: str, data: bytes) -> TargetFile:
-        tf = TargetFile.from_data(path, data, ["sha256"])
-        self.writes.append((target_disk_path(self.repo.root, path, tf.hashes["sha256"]), data))
-        self.plain.append((plain_target_path(self.repo.root, path), data))
-        return tf
-
-    def run(self) -> SignSummary:
-        repo, pub = self.repo, self.pub
-        old_root = pub.root.signed if pub else None
-        # (1) root: a pending root (init, rotate), or the published one re-signed on demand
-        rootmd: Metadata[Root]
-        root_changed = self.pending_root is not None or "root" in self.force
-        if self.pending_root is not None:
-            rootmd = self.pending_root
-            rootmd.signed.version = old_root.version + 1 if old_root else 1
-        else:
-            assert pub is not None
-            rootmd = copy.deepcopy(pub.root)
-            if root_changed:
-                rootmd.signed.version += 1
-        if root_changed:
-            rootmd.signatures.clear()
-            rootmd.signed.expires = self._expiry("root")
-        root = rootmd.signed
-
-        # (2) targets and its bins delegation follow root's targets role
-        if pub is None:
-            bits = int(repo.config()["bin_bits"])
-            targets = _fresh(Targets())
-            targets.signed.delegations = Delegations(
-                keys={}, roles=None,
-                succinct_roles=SuccinctRoles([], 1, bits, BINS_PREFIX),
-            )
-        else:
-            targets = copy.deepcopy(pub.targets)
-        tr = root.roles["targets"]
-        bins_role = Repository._bins_of(targets.signed)
-        delegations = targets.signed.delegations
-        assert delegations is not None
-        delegation_changed = (
-            sorted(bins_role.keyids) != sorted(tr.keyids) or bins_role.threshold != tr.threshold
-        )
-        if delegation_changed:
-            bins_role.keyids = list(tr.keyids)
-            bins_role.threshold = tr.threshold
-            delegations.keys = {k: root.keys[k] for k in tr.keyids}
-
-        # (3) apply pending changes to shards and pages
-        changed_targets: dict[str, TargetFile | None] = {}  # bin-held target path -> new/None
-        shard_targets: dict[str, TargetFile | None] = {}
-        self._apply_pending(changed_targets, shard_targets)
-
-        # (4) roles to write
-        bins: dict[str, Metadata[Targets]] = {}
-        all_bins = list(bins_role.get_roles())
-        if pub is None or delegation_changed or "bins" in self.force:
-            for b in all_bins:
-                bins[b] = repo._load_bin(pub, b)
-        for path, tf in changed_targets.items():
-            b = bins_role.get_role_for_target(path)
-            if b not in bins:
-                bins[b] = repo._load_bin(pub, b)
-            if tf is None:
-                bins[b].signed.targets.pop(path, None)
-            else:
-                bins[b].signed.targets[path] = tf
-        for path, tf in shard_targets.items():
-            if tf is None:
-                targets.signed.targets.pop(path, None)
-            else:
-                targets.signed.targets[path] = tf
-        targets_changed = (
-            pub is None or delegation_changed or bool(shard_targets) or root_changed
-            or "targets" in self.force
-        )
-        snapshot_changed = targets_changed or bool(bins) or "snapshot" in self.force
-
-        # (5) versions, expiries, signatures — bins, targets, snapshot, timestamp
-        to_sign: list[tuple[str, Metadata[Any], Any]] = []
-        if root_changed:
-            to_sign.append(("root", rootmd, None))
-        for name, md in sorted(bins.items()):
-            md.signed.version += 1
-            md.signed.expires = self._expiry("bins")
-            to_sign.append((name, md, targets.signed))
-        if targets_changed:
-            targets.signed.version += 1
-            targets.signed.expires = self._expiry("targets")
-            to_sign.append(("targets", targets, root))
-        self._sign_all(to_sign, root, old_root)
-
-        if snapshot_changed:
-            snapshot = _fresh(Snapshot()) if pub is None else copy.deepcopy(pub.snapshot)
-            snapshot.signed.version += 1
-            snapshot.signed.expires = self._expiry("snapshot")
-            if targets_changed:
-                snapshot.signed.meta["targets.json"] = MetaFile.from_data(
-                    targets.signed.version, _md_bytes(targets), ["sha256"]
-                )
-            for name, md in bins.items():
-                snapshot.signed.meta[f"{name}.json"] = MetaFile.from_data(
-                    md.signed.version, _md_bytes(md), ["sha256"]
-                )
-            self._sign_all([("snapshot", snapshot, root)], root, old_root)
-        else:
-            assert pub is not None
-            snapshot = pub.snapshot
-        timestamp = _fresh(Timestamp()) if pub is None else copy.deepcopy(pub.timestamp)
-        timestamp.signed.version += 1
-        timestamp.signed.expires = self._expiry("timestamp")
-        timestamp.signed.snapshot_meta = MetaFile.from_data(
-            snapshot.signed.version, _md_bytes(snapshot), ["sha256"]
-        )
-        self._sign_all([("timestamp", timestamp, root)], root, old_root)
-        self._check_missing()
-
-        # (6) write: targets, versioned metadata, root, timestamp last
-        meta = repo.meta
-        for name, md, _ in to_sign:
-            if name != "root":
-                self.writes.append((meta / f"{md.signed.version}.{name}.json", _md_bytes(md)))
-        if snapshot_changed:
-            self.writes.append(
-                (meta / f"{snapshot.signed.version}.snapshot.json", _md_bytes(snapshot))
-            )
-        if root_changed:
-            self.writes.append((meta / f"{root.version}.root.json", _md_bytes(rootmd)))
-            self.writes.append((meta / "root.json", _md_bytes(rootmd)))
-        self.summary.versions["timestamp"] = timestamp.signed.version
-        if snapshot_changed:
-            self.summary.versions["snapshot"] = snapshot.signed.version
-        for name, md, _ in to_sign:
-            self.summary.versions[name] = md.signed.version
-        self._write(meta / "timestamp.json", _md_bytes(timestamp))
-        return self.summary
-
-    def _apply_pending(
-        self,
-        changed: dict[str, TargetFile | None],
-        shard_targets: dict[str, TargetFile | None],
-    ) -> None:
-        repo, pub, pending = self.repo, self.pub, self.pending
-        shards: dict[str, Shard] = {}
-
-        def shard_for(project: str) -> Shard:
-            sh = shard_of(project)
-            if sh not in shards:
-                shards[sh] = repo.load_shard(pub, sh)
-            return shards[sh]
-
-        touched: set[str] = set()
-        from packaging.version import Version
-
-        # in the order the changes were made ("seq"; older pending files: adds, removes, yanks)
-        events = [(kind, e) for kind in ("add", "remove", "yank") for e in pending.get(kind, [])]
-        events.sort(key=lambda ke: int(ke[1].get("seq", 0)))
-        for kind, e in events:
-            if kind == "add":
-                proj = shard_for(e["project"]).projects.setdefault(
-                    e["project"], Project(e["project"]))
-                if any(f.filename == e["filename"] for f in proj.files):
-                    continue
-                entry = _entry_from_pending(e)
-                if not proj.files or Version(entry.version) >= max(proj.versions()):
-                    proj.summary = e["summary"][:512]
-                proj.files.append(entry)
-                path = dist_target_path(e["project"], e["filename"])
-                changed[path] = TargetFile(e["size"], {"sha256": e["sha256"]}, path)
-                touched.add(e["project"])
-            elif kind == "remove":
-                rproj = shard_for(e["project"]).projects.get(e["project"])
-                if rproj is None:
-                    continue
-                keep = []
-                for f in rproj.files:
-                    if e["version"] is None or Version(f.version) == Version(e["version"]):
-                        changed[dist_target_path(rproj.name, f.filename)] = None
-                    else:
-                        keep.append(f)
-                rproj.files = keep
-                touched.add(e["project"])
-            else:
-                yproj = shard_for(e["project"]).projects.get(e["project"])
-                if yproj is None:
-                    continue
-                yproj.files = [
-                    FileEntry(**{**f.to_dict(), "requires_dist": f.requires_dist,
-                                 "yanked": e["reason"] or True})
-                    if Version(f.version) == Version(e["version"]) else f
-                    for f in yproj.files
-                ]
-                touched.add(e["project"])
-        for path, tf in changed.items():  # plain names for pip, of the files still listed
-            if tf is not None:
-                hashed = target_disk_path(repo.root, path, tf.hashes["sha256"])
-                self.links.append((hashed, plain_target_path(repo.root, path)))
-
-        projects_before = repo._all_projects(pub) if touched else set()
-        projects_after = set(projects_before)
-        for name in sorted(touched):
-            sh = shard_for(name)
-            tproj = sh.projects.get(name)
-            html_path, json_path = project_page_paths(name)
-            if tproj is None or not tproj.files:
-                sh.projects.pop(name, None)
-                projects_after.discard(name)
-                changed[html_path] = changed[json_path] = None
-                self.unlink_plain += [plain_target_path(repo.root, p)
-                                      for p in (html_path, json_path)]
-                continue
-            projects_after.add(name)
-            changed[html_path] = self._add_target(html_path, simple.project_html(tproj))
-            changed[json_path] = self._add_target(json_path, simple.project_json(tproj))
-        if projects_after != projects_before or pub is None:
-            for page, render in zip(ROOT_PAGES, (simple.root_html, simple.root_json), strict=True):
-                changed[page] = self._add_target(page, render(projects_after))
-        for sid, sh in shards.items():
-            if not any(shard_of(p) == sid for p in touched):
-                continue
-            path = shard_path(sid)
-            if sh.projects:
-                tf = TargetFile.from_data(path, data := sh.to_bytes(), ["sha256"])
-                self.writes.append((target_disk_path(repo.root, path, tf.hashes["sha256"]), data))
-                shard_targets[path] = tf
-            else:
-                shard_targets[path] = None
-        self.summary.projects_changed = len(touched)
-
-    def _sign_all(
-        self, items: list[tuple[str, Metadata[Any], Any]], root: Root, old_root: Root | None
-    ) -> None:
-        for name, md, delegator in items:
-            if name == "root":
-                allowed = set(root.roles["root"].keyids)
-                if old_root is not None:
-                    allowed |= set(old_root.roles["root"].keyids)
-            elif delegator is not None and isinstance(delegator, Targets):
-                allowed = set(Repository._bins_of(delegator).keyids)
-            else:
-                allowed = set(root.roles[name].keyids)
-            if name != "root":
-                md.signatures.clear()
-            for s in self.signers:
-                if s.public_key.keyid in allowed and s.public_key.keyid not in md.signatures:
-                    md.sign(s, append=True)
-                    self._used.add(s.public_key.keyid)
-            self._signed.append((name, md, delegator, root, old_root))
-
-    def _check_missing(self) -> None:
-        """(7) Check every role meets its threshold — and verify our own output."""
-        # (role names, in signing order) per distinct shortfall, so 256 bins short of the
-        # same key make one line, and top-level roles are named first
-        shortfalls: dict[str, list[str]] = {}
-        for name, md, delegator, root, old_root in self._signed:
-            payload = md.signed_bytes
-            if name == "root":
-                res = md.signed.get_root_verification_result(old_root, payload, md.signatures)
-                parts = [res.first, res.second]
-            elif isinstance(delegator, Targets):
-                parts = [delegator.get_verification_result(name, payload, md.signatures)]
-            else:
-                parts = [root.get_verification_result(name, payload, md.signatures)]
-            for part in parts:
-                if not part.verified:
-                    missing = ", ".join(sorted(part.unsigned))
-                    what = f"{part.missing} more signature(s) needed from keys {missing}"
-                    if name not in shortfalls.setdefault(what, []):
-                        shortfalls[what].append(name)
-        problems = []
-        for what, names in shortfalls.items():
-            top = [n for n in names if not n.startswith(BINS_PREFIX + "-")]
-            bins = [n for n in names if n.startswith(BINS_PREFIX + "-")]
-            label = top + (bins if len(bins) <= 2 else [f"{len(bins)} {BINS_PREFIX} roles"])
-            problems.append(f"{', '.join(label)}: {what}")
-        unused = {s.public_key.keyid for s in self.signers} - self._used
-        if problems:
-            uniq = list(dict.fromkeys(problems))
-            raise VerificationError(
-                "not enough authorized keys to sign; nothing was written: " + "; ".join(uniq[:4])
-                + (f" (and {len(uniq) - 4} more)" if len(uniq) > 4 else ""),
-                "give the private keys of the roles named (--key), or check 'repotool repo keys'",
-            )
-        if unused:
-            raise VerificationError(
-                f"key(s) {', '.join(sorted(unused))} hold no role this sign writes; "
-                "nothing was written",
-                "check 'repotool repo keys DIR' for who signs what",
-            )
-
-    def _write(self, timestamp_path: Path, timestamp_bytes: bytes) -> None:
-        dirs: set[Path] = set()
-        for hashed, plain in self.links:
-            if not plain.exists():
-                with contextlib.suppress(FileExistsError):
-                    try:
-                        os.link(hashed, plain)
-                    except OSError:
-                        shutil.copyfile(hashed, plain)
-                dirs.add(plain.parent)
-        for path, data in self.writes:
-            # Skip only identical bytes: hash-named targets are immutable, but a versioned
-            # metadata file left by a sign that died before its timestamp is referenced by
-            # nothing and must be replaced, and root.json always follows the newest root.
-            if not path.exists() or path.read_bytes() != data:
-                atomic_write(path, data, sync_dir=False, fsync=False)
-                dirs.add(path.parent)
-                self.summary.files += 1
-                self.summary.bytes += len(data)
-        # one sync for every file above (thousands of fsyncs cost half a full build),
-        # and it happens before the timestamp that makes them reachable is renamed in
-        os.sync()
-        for d in dirs:
-            fsync_dir(d)
-        atomic_write(timestamp_path, timestamp_bytes)
-        self.summary.files += 1
-        self.summary.bytes += len(timestamp_bytes)
-        # plain pages after the TUF view: plain pip sees the new version only now
-        for path, data in self.plain:
-            atomic_write(path, data, sync_dir=False, fsync=False)
-            self.summary.files += 1
-            self.summary.bytes += len(data)
-        for path in self.unlink_plain:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-        for name in ("pending.json", "root.json"):
-            with contextlib.suppress(FileNotFoundError):
-                (self.repo.work / name).unlink()
-        fsync_dir(self.repo.work)
-

@@ -21,7 +21,7 @@ from conftest import KeyPair, cli, make_key
 from servers import RepoServer
 from tuf.api.metadata import Metadata, SuccinctRoles
 
-from repotool import publish
+from repotool import signing
 from repotool.errors import UserError, VerificationError
 from repotool.format.index import Shard, shard_of
 from repotool.layout import hashed_name
@@ -477,7 +477,7 @@ def test_timestamp_written_last(demo: Repository, ks: Keys, tmp_path: Path,
                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """A client reading mid-publish sees the old timestamp until every file it names exists."""
     order: list[str] = []
-    real_write, real_link = publish.atomic_write, os.link
+    real_write, real_link = signing.atomic_write, os.link
 
     def rec_write(path: Path, data: bytes, **kw: Any) -> None:
         order.append("write " + path.relative_to(demo.root).as_posix())
@@ -487,7 +487,7 @@ def test_timestamp_written_last(demo: Repository, ks: Keys, tmp_path: Path,
         order.append("link " + Path(dst).relative_to(demo.root).as_posix())
         real_link(src, dst, *a, **kw)
 
-    monkeypatch.setattr(publish, "atomic_write", rec_write)
+    monkeypatch.setattr(signing, "atomic_write", rec_write)
     monkeypatch.setattr(os, "link", rec_link)
     demo.add([build_wheel(tmp_path / "n", "brand-new", "1.0")], now=NOW)
     order.clear()
@@ -511,7 +511,7 @@ def test_sign_that_died_before_timestamp_is_repaired_by_next_sign(
     (at another time, so other expiries and bytes) must replace the orphaned metadata."""
     from repotool.check import check_repository
 
-    real = publish.atomic_write
+    real = signing.atomic_write
 
     def die_at_timestamp(path: Path, data: bytes, **kw: Any) -> None:
         if path.name == "timestamp.json":
@@ -519,10 +519,10 @@ def test_sign_that_died_before_timestamp_is_repaired_by_next_sign(
         real(path, data, **kw)
 
     demo.add([build_wheel(tmp_path / "n", "demo-pkg", "3.0")], now=NOW)
-    monkeypatch.setattr(publish, "atomic_write", die_at_timestamp)
+    monkeypatch.setattr(signing, "atomic_write", die_at_timestamp)
     with pytest.raises(OSError):
         demo.sign(signers(ks.r1), now=NOW)
-    monkeypatch.setattr(publish, "atomic_write", real)
+    monkeypatch.setattr(signing, "atomic_write", real)
     assert (demo.root / "metadata" / "2.targets.json").exists()  # orphaned, unreferenced
     assert md(demo.root, "timestamp.json").signed.version == 1
     assert check_repository(demo.root, now=NOW).problems == []  # clients see the old state
