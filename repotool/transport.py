@@ -39,8 +39,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Limits",
-    "base_url",
-    "make_fetcher",
     "normalize_url",
 ]
 
@@ -87,10 +85,6 @@ def normalize_url(text: str) -> str:
             f"unsupported URL scheme {parsed.scheme!r} in {text!r}",
             "use a path, file://, http:// or https://",
         )
-    return url if url.endswith("/") else url + "/"
-
-
-def base_url(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
@@ -366,10 +360,6 @@ class Fetcher(_BaseFetcher):
         self.bytes_fetched += len(buf)
         self.files_fetched += 1
         return bytes(buf)
-
-
-def make_fetcher(limits: Limits | None = None, ca_cert: str | None = None) -> Fetcher:
-    return Fetcher(limits, ca_cert)
 
 
 def translate_download_error(e: Exception, url: str | None = None) -> Exception:
