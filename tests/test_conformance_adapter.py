@@ -44,9 +44,10 @@ class Client:
         return run("--metadata-url", self.base_url + "metadata/", "--metadata-dir", self.meta,
                    "refresh")
 
-    def download(self, name: str) -> subprocess.CompletedProcess[str]:
+    def download(self, *names: str) -> subprocess.CompletedProcess[str]:
+        each = [a for name in names for a in ("--target-name", name)]
         return run("--metadata-url", self.base_url + "metadata/", "--metadata-dir", self.meta,
-                   "--target-name", name, "--target-dir", self.targets,
+                   *each, "--target-dir", self.targets,
                    "--target-base-url", self.base_url, "download")
 
     def downloaded(self) -> dict[str, bytes]:
@@ -136,3 +137,21 @@ def test_unknown_target_and_usage_errors_exit_1(setup) -> None:  # type: ignore[
     assert run("--metadata-dir", client.meta, "download").returncode == 1
     assert run("--metadata-dir", client.meta, "frobnicate").returncode == 1
     assert client.downloaded() == {}
+
+
+
+def test_every_target_name_is_handled_in_order(make_published, tmp_path: Path  # type: ignore[no-untyped-def]
+                                               ) -> None:
+    """CLIENT-CLI.md: --target-name may repeat; targets are processed in argument order
+    with one updater, and the first one that fails stops the command with exit 1."""
+    pub = make_published(projects={"demo-pkg": ["1.0", "2.0"]})
+    client = Client(tmp_path, pub.root.as_uri() + "/")
+    other = "files/demo-pkg/demo_pkg-2.0-py3-none-any.whl"
+    assert client.init(pub.root / "metadata" / "1.root.json").returncode == 0
+    missing = "files/demo-pkg/nope-1.0-py3-none-any.whl"
+    r = client.download(WHEEL, missing, other)
+    assert r.returncode == 1 and "nope" in r.stderr
+    assert set(client.downloaded()) == {quote(WHEEL, "")}  # first done, third never reached
+    r = client.download(WHEEL, other)
+    assert r.returncode == 0, r.stderr
+    assert set(client.downloaded()) == {quote(WHEEL, ""), quote(other, "")}
