@@ -181,8 +181,6 @@ BAD_FILENAMES = [
 def test_malicious_filename_in_index_refused(pubs, home: Path, tmp_path: Path, bad: str) -> None:
     """The publisher refuses these names on ``repo add``; the client refuses a signed
     index listing them (exit 3 where the entry is used), and nothing is served."""
-    with pytest.raises(InvalidName):
-        parse_filename(bad)  # the publisher's rule: the same function
     pub = pubs()
     forge_shard(pub, "demo-pkg", lambda p: p["files"][0].update(filename=bad))
     _add_update(home, pub, "demo")  # shard entries are validated when used
@@ -196,6 +194,8 @@ def test_malicious_filename_in_index_refused(pubs, home: Path, tmp_path: Path, b
         status, body = _get(proxy, "/simple/demo-pkg/")
         assert status == 404 and b"script" not in body
         assert [p.exit_code for p in proxy.index.problems()] == [3]
+    with pytest.raises(InvalidName):
+        parse_filename(bad)  # the publisher's rule (repo add): the same function
 
 
 def test_malicious_project_name_in_index_refused_at_update(pubs, home: Path) -> None:
