@@ -859,7 +859,7 @@ def proxy(
     home = _home()
     if not home.sources():
         raise UserError("no sources", "add one with 'repotool source add NAME URL --key PUB'")
-    index = VerifiedIndex(home, _limits(), live=True, log=lambda m: _echo(m + "\n"))
+    index = VerifiedIndex(home, _limits(), live=True, log=lambda m: _echo(safe(m) + "\n"))
     try:
         server = RunningProxy(index, host, port)
     except OSError as e:
