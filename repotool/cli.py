@@ -22,7 +22,7 @@ import typer
 
 from repotool import __version__
 from repotool.errors import RepotoolError, UsageError, UserError
-from repotool.render import print_rows, print_show, print_update
+from repotool.render import print_rows, print_show, print_update, safe, safe_lines
 
 app = typer.Typer(
     name="repotool",
@@ -54,13 +54,23 @@ STATE = _State()
 
 
 def _err(msg: str) -> None:
-    sys.stderr.write(msg.rstrip() + "\n")
+    # messages may quote a source's text: no control character reaches the terminal
+    sys.stderr.write(safe_lines(msg.rstrip()) + "\n")
+
+
+def _out(line: str) -> None:
+    """One line of text output on stdout, control characters escaped."""
+    sys.stdout.write(safe(line) + "\n")
+
+
+def _warn(message: str) -> None:
+    _err(f"repotool: warning: {safe(message)}")
 
 
 def _report(e: RepotoolError) -> None:
-    _err(f"repotool: error: {e.message}")
+    _err(f"repotool: error: {safe(e.message)}")
     if e.hint:
-        _err(f"  hint: {e.hint}")
+        _err(f"  hint: {safe(e.hint)}")
 
 
 def handled(fn: F) -> F:
@@ -393,7 +403,7 @@ def repo_check(
         for w in report.warnings:
             _err(f"warning: {w}")
         for p in report.problems:
-            sys.stdout.write(f"problem: {p}\n")
+            _out(f"problem: {p}")
         sys.stdout.write(
             f"checked {report.targets} target(s), {report.files} distribution file(s): "
             f"{len(report.problems)} problem(s)\n"
@@ -563,8 +573,8 @@ def source_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
         return
     for d in docs:
         fence = f" only={','.join(d['only'])}" if d["only"] else ""
-        sys.stdout.write(f"{d['name']}\t{d['url']}\tpriority={d['priority']}{fence}\t"
-                         f"{d['projects']} project(s)\n")
+        _out(f"{d['name']}\t{d['url']}\tpriority={d['priority']}{fence}\t"
+             f"{d['projects']} project(s)")
 
 
 @source_app.command("show")
@@ -582,7 +592,7 @@ def source_show(
     for k, v in d.items():
         if isinstance(v, list):
             v = ", ".join(map(str, v)) or "-"
-        sys.stdout.write(f"{k}: {v}\n")
+        _out(f"{k}: {v}")
 
 
 @source_app.command("remove")
@@ -640,7 +650,7 @@ def list_(
     """List projects from local verified state."""
     from repotool.queries import Views, list_projects
 
-    rows = list_projects(Views(_home(), source))
+    rows = list_projects(Views(_home(), source, now=_now(), warn=_warn))
     print_rows(rows, as_json)
 
 
@@ -654,7 +664,7 @@ def search(
     from repotool.queries import Views
     from repotool.queries import search as do_search
 
-    print_rows(do_search(Views(_home()), text), as_json)
+    print_rows(do_search(Views(_home(), now=_now(), warn=_warn), text), as_json)
 
 
 @app.command("show")
@@ -667,7 +677,7 @@ def show(
     from repotool.queries import Views
     from repotool.queries import show as do_show
 
-    print_show(do_show(Views(_home()), project), as_json)
+    print_show(do_show(Views(_home(), now=_now(), warn=_warn), project), as_json)
 
 
 @app.command("download")
@@ -687,7 +697,7 @@ def download(
         _print_json(done)
         return
     for d in done:
-        sys.stdout.write(f"{d['path']}  sha256:{d['sha256']}  from {d['source']}\n")
+        _out(f"{d['path']}  sha256:{d['sha256']}  from {d['source']}")
 
 
 @app.command("verify")
@@ -699,7 +709,7 @@ def verify(
     """Say which trusted source vouches for each file; exit 3 if any is unvouched."""
     from repotool.queries import verify_files
 
-    items = verify_files(_home(), files)
+    items = verify_files(_home(), files, now=_now())
     if as_json:
         _print_json(items)
     else:
@@ -707,12 +717,11 @@ def verify(
             if it["vouched_by"]:
                 by = ", ".join(f"{v['source']} ({v['project']}=={v['version']})"
                                for v in it["vouched_by"])
-                sys.stdout.write(f"OK  {it['file']}: vouched for by {by}\n")
+                _out(f"OK  {it['file']}: vouched for by {by}")
             else:
-                sys.stdout.write(f"BAD {it['file']}: no trusted source vouches for it\n")
+                _out(f"BAD {it['file']}: {it['reason']}")
     if any(not it["vouched_by"] for it in items):
         raise typer.Exit(3)
-
 
 
 # ---- install, lock, proxy (pip through the verified index) -----------------------------
@@ -756,7 +765,9 @@ def _install_problems(outcome: Any) -> None:
 
 
 def _install_summary(outcome: Any) -> None:
-    w = sys.stdout.write
+    def w(text: str) -> None:
+        sys.stdout.write(safe_lines(text))
+
     for name, source, reason in outcome.resolutions:
         w(f"{name}: resolves to {source or 'nothing'} ({reason})\n")
     verb = "would install" if outcome.dry_run else "installed"
@@ -848,7 +859,7 @@ def proxy(
     home = _home()
     if not home.sources():
         raise UserError("no sources", "add one with 'repotool source add NAME URL --key PUB'")
-    index = VerifiedIndex(home, _limits(), live=True, log=lambda m: _echo(m + "\n"))
+    index = VerifiedIndex(home, _limits(), live=True, log=lambda m: _echo(safe(m) + "\n"))
     try:
         server = RunningProxy(index, host, port)
     except OSError as e:

@@ -6,23 +6,17 @@ The filename is parsed with ``packaging.utils`` and the file's own metadata (whe
 
 from __future__ import annotations
 
-import re
 import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.metadata import Metadata
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from repotool.errors import UserError
+from repotool.format.names import InvalidName, parse_filename
 from repotool.storage import hash_file
 
 __all__ = ["DistInfo", "inspect", "is_distribution_name", "sha256_file"]
@@ -53,29 +47,12 @@ def is_distribution_name(filename: str) -> bool:
     return filename.endswith((".whl", ".tar.gz", ".zip"))
 
 
-# Every character a wheel or sdist name can legitimately hold (names, PEP 440 versions
-# with epochs and local parts, build tags, platform tags); anything else ('#', '?', spaces)
-# would break the URLs of the simple pages.
-_FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+!-]{0,254}$")
-
-
 def _parse_name(filename: str) -> tuple[str, Version, str]:
-    if not _FILENAME.match(filename):
-        raise UserError(
-            f"{filename!r} is not a valid distribution filename: unexpected characters or length"
-        )
+    """The publisher's side of the one name rule (``repotool.format.names``)."""
     try:
-        if filename.endswith(".whl"):
-            name, version, _build, _tags = parse_wheel_filename(filename)
-            return name, version, "wheel"
-        if filename.endswith((".tar.gz", ".zip")):
-            name, version = parse_sdist_filename(filename)
-            return name, version, "sdist"
-    except (InvalidWheelFilename, InvalidSdistFilename) as e:
-        raise UserError(f"{filename!r} is not a valid distribution filename: {e}") from None
-    raise UserError(
-        f"{filename!r} is not a wheel or sdist", "repotool publishes .whl, .tar.gz and .zip files"
-    )
+        return parse_filename(filename)
+    except InvalidName as e:
+        raise UserError(e.message, e.hint) from None
 
 
 def _read_member(path: Path, kind: str, want: str) -> bytes:

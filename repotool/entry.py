@@ -60,7 +60,10 @@ def _run_fast(parsed: tuple[Path | None, str, list[str], str | None, bool]) -> i
     from repotool.errors import RepotoolError
     from repotool.home import Home, default_home
     from repotool.queries import Views, list_projects, search, show
-    from repotool.render import print_rows, print_show
+    from repotool.render import print_rows, print_show, safe
+
+    def warn(message: str) -> None:
+        sys.stderr.write(f"repotool: warning: {safe(message)}\n")
 
     home_dir, cmd, positional, source, as_json = parsed
     try:
@@ -68,16 +71,16 @@ def _run_fast(parsed: tuple[Path | None, str, list[str], str | None, bool]) -> i
         if cmd == "update":
             return _update(home, as_json)
         if cmd == "list":
-            print_rows(list_projects(Views(home, source)), as_json)
+            print_rows(list_projects(Views(home, source, warn=warn)), as_json)
         elif cmd == "search":
-            print_rows(search(Views(home), positional[0]), as_json)
+            print_rows(search(Views(home, warn=warn), positional[0]), as_json)
         else:
-            print_show(show(Views(home), positional[0]), as_json)
+            print_show(show(Views(home, warn=warn), positional[0]), as_json)
         sys.stdout.flush()
     except RepotoolError as e:
-        sys.stderr.write(f"repotool: error: {e.message}\n")
+        sys.stderr.write(f"repotool: error: {safe(e.message)}\n")
         if e.hint:
-            sys.stderr.write(f"  hint: {e.hint}\n")
+            sys.stderr.write(f"  hint: {safe(e.hint)}\n")
         return e.exit_code
     except BrokenPipeError:  # `repotool list | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -38,6 +38,7 @@ import threading
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -203,7 +204,8 @@ class VerifiedIndex:
         """The verified state of every source (call with ``_lock`` held)."""
         if self._views is None or self.live:
             key = self._state_key() if self.live else None
-            if self._views is None or key != self._state:
+            if self._views is None or key != self._state \
+                    or self._views.outlived(datetime.now(UTC)):  # expiry: judge anew
                 self._views = Views(self.home)
                 self._state = key
         return self._views

@@ -8,8 +8,18 @@ Which source provides a project — one rule, for direct and transitive requirem
 2. Otherwise the project comes entirely from the highest-priority unfenced source
    that has it (ties: the source added first). Versions from different sources are
    never mixed: a higher version elsewhere does not win.
-3. A candidate source that was never updated, or whose last update failed, is an
-   error — never a reason to fall through to the next source.
+3. A candidate source that was never updated, whose last update failed, or whose
+   verified metadata has expired since (judged at one reference time per run, minus
+   that source's clock skew) is an error — never a reason to fall through to the next
+   source.
+
+``resolve`` is that rule, and the only copy of it: ``download``, ``verify``, the proxy
+(hence ``install``) and ``lock`` all ask it which source provides a name. ``verify``
+accepts a file only when the source ``resolve`` picks lists it with that sha256 and
+size — a source fenced away from the name, or outranked, never vouches for it.
+
+``list``, ``search`` and ``show`` are informational: they answer from expired state
+too, with a warning (``Views(warn=...)``) that an ``update`` is due.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,18 +54,46 @@ class Resolution:
 
 
 class Views:
-    """Lazily loaded views of every source, in resolution order."""
+    """Lazily loaded views of every source, in resolution order.
 
-    def __init__(self, home: Home, only_source: str | None = None) -> None:
+    ``now`` is the run's one reference time for expiry (default: when the views are
+    created). ``warn``, when given, receives one line per source whose verified state
+    has expired — for the informational queries, which still answer; ``resolve``
+    refuses such a source whatever ``warn`` is.
+    """
+
+    def __init__(self, home: Home, only_source: str | None = None, *,
+                 now: datetime | None = None, warn: Callable[[str], None] | None = None) -> None:
         self.home = home
         cfgs = [home.source(only_source)] if only_source else home.sources()
         self.cfgs = cfgs
+        self.now = now or datetime.now(UTC)
+        self._warn = warn
         self._views: dict[str, SourceView | None] = {}
+        self._expired: dict[str, str | None] = {}
 
     def view(self, cfg: SourceConfig) -> SourceView | None:
         if cfg.name not in self._views:
-            self._views[cfg.name] = load_view(self.home, cfg)
+            view = self._views[cfg.name] = load_view(self.home, cfg)
+            why = view.expired(self.now) if view is not None else None
+            if why and self._warn is not None:
+                self._warn(f"source {cfg.name!r}: {why}; answering from that last verified "
+                           f"state (run 'repotool update {cfg.name}')")
         return self._views[cfg.name]
+
+    def expired(self, cfg: SourceConfig) -> str | None:
+        """Why the source's verified state may not be handed out at this run's reference
+        time, or None (judged once per source: the proxy's root page asks per name)."""
+        if cfg.name not in self._expired:
+            view = self.view(cfg)
+            self._expired[cfg.name] = view.expired(self.now) if view is not None else None
+        return self._expired[cfg.name]
+
+    def outlived(self, now: datetime) -> bool:
+        """True when a loaded source that was fresh at this run's reference time has
+        expired by ``now``: a long-running reader (the proxy) must load new views."""
+        return any(v is not None and v.expired(self.now) is None and v.expired(now) is not None
+                   for v in self._views.values())
 
     def status_ok(self, cfg: SourceConfig) -> tuple[bool, str]:
         try:
@@ -78,7 +117,8 @@ def resolve(views: Views, project: str) -> Resolution:
     """Apply the rule in the module docstring.
 
     Raises:
-        VerificationError: the project is fenced to sources that lack it.
+        VerificationError: the project is fenced to sources that lack it, or a candidate
+            source's verified metadata expired, or its last update was refused.
         UserError: no source has it, or a candidate source is not usable.
     """
     project = canonicalize_name(project)
@@ -98,6 +138,13 @@ def resolve(views: Views, project: str) -> Resolution:
                 f"source {cfg.name!r} could not be updated ({reason}); refusing to look for "
                 f"{project} in lower-priority sources",
                 f"fix and run 'repotool update {cfg.name}'",
+            )
+        expired = views.expired(cfg)
+        if expired:  # a freeze: refused until 'update' brings fresh metadata (SPEC §3.3)
+            raise VerificationError(
+                f"source {cfg.name!r}: {expired}; its verified index may no longer be used "
+                f"(refusing to look for {project} in it or in lower-priority sources)",
+                f"run 'repotool update {cfg.name}'",
             )
         if project in view.projects:
             return Resolution(project, view, f"{why} (priority {cfg.priority})")
@@ -274,6 +321,27 @@ def parse_requirement(text: str) -> Any:
         raise UsageError(f"invalid requirement {text!r}: {str(e).splitlines()[0]}") from None
 
 
+def remote_requirement(text: str, view: SourceView, filename: str) -> Any:
+    """A ``Requires-Dist`` string from a source's signed index, parsed.
+
+    Raises:
+        FormatError: it is not a valid requirement — malformed remote metadata is a
+            verification refusal (exit 3), not a usage error of the user's.
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    from repotool.errors import FormatError
+
+    try:
+        return Requirement(text)
+    except InvalidRequirement as e:
+        raise FormatError(
+            f"source {view.cfg.name!r} lists a malformed dependency {text!r} for "
+            f"{filename}: {str(e).splitlines()[0]}",
+            "tell the source's publisher; nothing was downloaded for it",
+        ) from None
+
+
 def download(
     home: Home, requirements: list[str], dest_dir: Path, *, deps: bool, limits: Any,
     report: Callable[[str], None] | None = None,
@@ -316,22 +384,29 @@ def download(
 
             env = {k: str(v) for k, v in default_environment().items()}
             for d in entry.requires_dist:
-                dreq = parse_requirement(d)
+                dreq = remote_requirement(d, res.source, entry.filename)
                 if dreq.marker is None or dreq.marker.evaluate({**env, "extra": ""}):
                     queue.append(dreq)
     return list(done.values())
 
 
-def verify_files(home: Home, paths: list[Path]) -> list[dict[str, Any]]:
-    """Which trusted source vouches for each file (by filename, sha256 and size).
+def verify_files(home: Home, paths: list[Path], *, now: datetime | None = None
+                 ) -> list[dict[str, Any]]:
+    """Whether the source allowed to provide each file's project vouches for it.
 
-    A source vouches only for projects it may provide (rule 1 of the module docstring):
-    not for names outside its ``--only`` fence, nor for names fenced to other sources —
-    else ``verify`` would bless the very file dependency confusion plants.
+    The file's name gives its project (``repotool.format.names``, the publisher's rule);
+    ``resolve`` gives the ONE source that may provide that project — fences, priority,
+    unusable or expired sources exactly as for ``download`` and ``install``; that
+    source's signed entry for the file name must match sha256 and size. Another source
+    listing the same bytes does not count (else ``verify`` would bless the very file
+    dependency confusion plants); ``reason`` says why a file is not vouched for.
+
+    Raises:
+        UserError: a file cannot be read.
     """
-    from repotool.dists import _parse_name
+    from repotool.format.names import InvalidName, parse_filename
 
-    views = Views(home)
+    views = Views(home, now=now)
     out = []
     for path in paths:
         try:
@@ -339,24 +414,56 @@ def verify_files(home: Home, paths: list[Path]) -> list[dict[str, Any]]:
         except OSError as e:
             raise UserError(f"cannot read {str(path)!r}: {e.strerror}") from None
         item: dict[str, Any] = {"file": str(path), "sha256": sha, "size": size,
-                                "vouched_by": []}
-        try:
-            name, _v, _k = _parse_name(path.name)
-            project = canonicalize_name(name)
-        except UserError:
-            project = None
-        fenced = {c.name for c in views.cfgs if project and c.provides(project)}
-        for cfg in views.cfgs:
-            if fenced and cfg.name not in fenced:
-                continue  # outside its own fence, or the name is pinned elsewhere
-            view = views.view(cfg)
-            proj = view.project(project) if (view and project) else None
-            for f in proj.files if proj else []:
-                if f.filename == path.name and hmac.compare_digest(f.sha256, sha) \
-                        and f.size == size:
-                    item["vouched_by"].append(
-                        {"source": cfg.name, "project": project, "version": f.version,
-                         "yanked": f.yanked}
-                    )
+                                "vouched_by": [], "reason": None}
         out.append(item)
+        try:
+            project = str(parse_filename(path.name)[0])
+        except InvalidName as e:
+            item["reason"] = f"vouched for by no trusted source: {e.message}"
+            continue
+        try:
+            res = resolve(views, project)
+            proj = res.source.project(project)
+        except RepotoolError as e:
+            item["reason"] = f"vouched for by no trusted source: {e.message}"
+            item["reason"] += _others(views, None, project, path.name, sha, size)
+            continue
+        name = res.source.cfg.name
+        entry = next((f for f in proj.files if f.filename == path.name), None) if proj else None
+        if entry is not None and hmac.compare_digest(entry.sha256, sha) and entry.size == size:
+            item["vouched_by"].append({"source": name, "project": project,
+                                       "version": entry.version, "yanked": entry.yanked})
+            continue
+        what = "does not list this file" if entry is None else \
+            "lists this file name with other contents (sha256 or size differ)"
+        item["reason"] = (f"{name}, the source that provides {project} ({res.reason}), {what}"
+                          + _others(views, res, project, path.name, sha, size))
     return out
+
+
+def _others(views: Views, res: Resolution | None, project: str, filename: str, sha: str,
+            size: int) -> str:
+    """``; X lists it but may not provide P (why)`` for sources listing these bytes."""
+    notes = []
+    fenced = [c.name for c in views.cfgs if c.provides(project)]
+    for cfg in views.cfgs:
+        if res is not None and cfg.name == res.source.cfg.name:
+            continue
+        try:
+            view = views.view(cfg)
+            proj = view.project(project) if view is not None else None
+        except RepotoolError:
+            continue
+        if proj is None or not any(f.filename == filename and f.size == size
+                                   and hmac.compare_digest(f.sha256, sha) for f in proj.files):
+            continue
+        if cfg.provides(project) is False:
+            why = f"fenced by --only {' '.join(cfg.only)}"
+        elif fenced and cfg.name not in fenced:
+            why = f"pinned by --only to {', '.join(fenced)}"
+        elif res is not None:
+            why = f"{res.source.cfg.name} comes first"
+        else:
+            why = "it is not usable now"
+        notes.append(f"{cfg.name} lists it but may not provide {project} ({why})")
+    return "".join(f"; {n}" for n in notes)

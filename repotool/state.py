@@ -7,6 +7,9 @@ from the verified shards), then records that generation's name and the sha256 of
 generation the keyring names and check that digest, so the cache never acts as a trust
 anchor: a ``projects.json`` or shard altered in the cache is detected, not believed.
 Shards and files read back from the cache are re-hashed against the signed sha256.
+The keyring also records when the verified root, timestamp, snapshot and targets
+expire; ``SourceView.expired`` judges that record, so verified state that has expired
+since the last update is not handed out (``queries.resolve`` refuses it).
 
 Importing this module must stay cheap: ``list``, ``search`` and ``show`` answer from it
 within the start-up budget (SPEC §5).
@@ -19,6 +22,7 @@ import hmac
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,7 @@ __all__ = ["SourceView", "keyring_state", "load_view", "read_cached"]
 
 _GEN = re.compile(r"^gen-[A-Za-z0-9_]{1,64}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_ROLES = ("root", "timestamp", "snapshot", "targets")
 
 
 def keyring_state(home: Home, name: str) -> dict[str, Any]:
@@ -65,6 +70,7 @@ class SourceView:
     shards: dict[str, dict[str, Any]]
     updated: str
     versions: dict[str, int] = field(default_factory=dict)
+    expires: object = None  # the keyring's record: role -> ISO 8601 expiry of what was verified
     _shard_cache: dict[str, Any] = field(default_factory=dict)
 
     def shard(self, sid: str) -> Any:
@@ -86,6 +92,40 @@ class SourceView:
                 self._shard_cache[sid] = Shard.from_bytes(data, sid)
         return self._shard_cache[sid]
 
+    def expiry(self) -> tuple[str, datetime] | None:
+        """The top-level role that expires first and when, as the keyring recorded it at
+        the last verified update; None when that record is missing or malformed (which
+        counts as expired: fail closed, 'update' writes it again)."""
+        if not isinstance(self.expires, dict) or set(self.expires) != set(_ROLES):
+            return None
+        first: tuple[str, datetime] | None = None
+        for role in _ROLES:
+            try:
+                t = datetime.fromisoformat(self.expires[role])
+            except (TypeError, ValueError):
+                return None
+            if t.tzinfo is None:
+                return None
+            if first is None or t < first[1]:
+                first = (role, t)
+        return first
+
+    def expired(self, now: datetime) -> str | None:
+        """Why this verified state may no longer be used at ``now`` (judged, as by
+        ``update``, at ``now`` minus the source's clock skew), or None while it is fresh.
+
+        The keyring records the expiry of the root, timestamp, snapshot and targets that
+        ``update`` verified; once one has passed, the state is frozen (SPEC §3.3) until an
+        update brings fresh metadata, as apt refuses a Release file past Valid-Until.
+        """
+        first = self.expiry()
+        if first is None:
+            return "its recorded metadata expiry is missing"
+        role, t = first
+        if now - timedelta(seconds=self.cfg.clock_skew) >= t:  # as TUF: expired at ==
+            return f"{role} metadata expired on {t:%Y-%m-%d %H:%M:%S} UTC"
+        return None
+
     def project(self, name: str) -> Any:
         from repotool.format.index import shard_of
 
@@ -97,7 +137,8 @@ class SourceView:
 def load_view(home: Home, cfg: SourceConfig) -> SourceView | None:
     """The source's committed verified state, or None before its first update (or when
     the cache no longer matches what the keyring committed: 'update' rebuilds it)."""
-    index = keyring_state(home, cfg.name).get("index")
+    state = keyring_state(home, cfg.name)
+    index = state.get("index")
     if not isinstance(index, dict):
         return None
     gen, digest, length = index.get("gen"), index.get("sha256"), index.get("length")
@@ -111,6 +152,6 @@ def load_view(home: Home, cfg: SourceConfig) -> SourceView | None:
     try:
         doc = json.loads(data)
         return SourceView(cfg, cache / gen, cache, doc["projects"], doc["shards"],
-                          doc["updated"], dict(doc.get("versions", {})))
+                          doc["updated"], dict(doc.get("versions", {})), state.get("expires"))
     except (ValueError, KeyError, TypeError):
         return None

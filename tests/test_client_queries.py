@@ -167,10 +167,12 @@ def test_verify_says_which_source_vouches(pubs, home: Path, tmp_path: Path) -> N
     good = dl / "demo_pkg-1.0-py3-none-any.whl"
     r = cli("--home", home, "verify", good)
     assert r.exit_code == 0, r.output
-    assert "vouched for by one (demo-pkg==1.0), two (demo-pkg==1.0)" in r.stdout
+    # the ONE source that provides demo-pkg (first added at equal priority) vouches
+    assert "vouched for by one (demo-pkg==1.0)\n" in r.stdout
     doc = json.loads(cli("--home", home, "verify", good, "--json").stdout)
-    assert [v["source"] for v in doc[0]["vouched_by"]] == ["one", "two"]
-    assert set(doc[0]) == {"file", "sha256", "size", "vouched_by"}
+    assert [v["source"] for v in doc[0]["vouched_by"]] == ["one"]
+    assert set(doc[0]) == {"file", "sha256", "size", "vouched_by", "reason"}
+    assert doc[0]["reason"] is None
     # same name, other bytes; a file no index lists; a non-distribution: exit 3
     bad = tmp_path / "bad" / good.name
     bad.parent.mkdir()
@@ -182,9 +184,9 @@ def test_verify_says_which_source_vouches(pubs, home: Path, tmp_path: Path) -> N
         r = cli("--home", home, "verify", good, f)
         assert r.exit_code == 3, r.output
         assert f"BAD {f}" in r.stdout and f"OK  {good}" in r.stdout
-    assert cli("--home", home, "source", "remove", "two").exit_code == 0
+    assert cli("--home", home, "source", "remove", "one").exit_code == 0
     r = cli("--home", home, "verify", good, "--json")
-    assert [v["source"] for v in json.loads(r.stdout)[0]["vouched_by"]] == ["one"]
+    assert [v["source"] for v in json.loads(r.stdout)[0]["vouched_by"]] == ["two"]
 
 
 def test_verify_respects_only_fences(pubs, home: Path, tmp_path: Path) -> None:

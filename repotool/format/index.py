@@ -24,16 +24,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
 from packaging.version import InvalidVersion, Version
 
 from repotool.errors import FormatError
+from repotool.format.names import InvalidName, filename_max_length, is_project_name, parse_filename
 
 __all__ = [
     "FORMAT_VERSION",
@@ -49,7 +43,6 @@ FORMAT_VERSION = 1
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _SHARD = re.compile(r"^[0-9a-f]{2}$")
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
-_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 summary_max_length = 512  # characters
 field_max_length = 4096  # characters of any other string field
 
@@ -174,6 +167,10 @@ def summarize(data: bytes, shard: str) -> dict[str, dict[str, Any]]:
     version and file count — validating the shard's structure and project names, not
     each file entry.
 
+    The latest version is the one an installer would pick without a pin: the highest
+    not yanked (PEP 592), a final release before any pre-release unless there are only
+    pre-releases (as pip); only when every file is yanked, the highest yanked one.
+
     The per-file checks of :meth:`Shard.from_bytes` (filenames, hashes, sizes) cost
     ~30 µs per file — seconds at 100,000 files — and run instead when a project is
     used (``show``, ``download``, ``install``), which refuses it the same way (exit 3).
@@ -187,19 +184,20 @@ def summarize(data: bytes, shard: str) -> dict[str, dict[str, Any]]:
         try:
             pdoc = _project_header(name, pdoc, shard)
             files = pdoc["files"]
-            latest: Version | None = None
+            best: tuple[bool, bool, Version] | None = None
             for f in files:
                 v = f["version"] if isinstance(f, dict) else None
                 if not isinstance(v, str) or len(v) > 128:
                     raise FormatError("a file has no version")
                 if v not in versions:
                     versions[v] = Version(v)
-                if latest is None or versions[v] > latest:
-                    latest = versions[v]
+                key = (f.get("yanked") is False, not versions[v].is_prerelease, versions[v])
+                if best is None or key > best:
+                    best = key
             out[name] = {
                 "shard": shard,
                 "summary": _str(pdoc["summary"], "summary", summary_max_length),
-                "latest": str(latest) if latest is not None else "",
+                "latest": str(best[2]) if best is not None else "",
                 "files": len(files),
             }
         except (FormatError, InvalidVersion) as e:
@@ -215,8 +213,8 @@ def _str(v: object, what: str, limit: int = field_max_length) -> str:
 
 def _project_header(name: str, pdoc: object, shard: str) -> dict[str, Any]:
     """The checks every reader of a project entry makes: name, shard, fields."""
-    if not _NAME.match(name) or canonicalize_name(name) != name:
-        raise FormatError("project name is not normalized")
+    if not is_project_name(name):
+        raise FormatError("project name is not a normalized project name")
     if shard_of(name) != shard:
         raise FormatError(f"belongs to shard {shard_of(name)}")
     if not isinstance(pdoc, dict) or set(pdoc) != {"name", "summary", "files"}:
@@ -252,18 +250,15 @@ _FILE_KEYS = {
 def _parse_file(project: str, fdoc: object) -> FileEntry:
     if not isinstance(fdoc, dict) or set(fdoc) != _FILE_KEYS:
         raise FormatError("unexpected file fields")
-    filename = _str(fdoc["filename"], "filename", 255)
-    if "/" in filename or "\\" in filename or filename.startswith("."):
-        raise FormatError(f"unsafe filename {filename!r}")
-    try:
-        if filename.endswith(".whl"):
-            fname, fversion, _b, _t = parse_wheel_filename(filename)
-        else:
-            fname, fversion = parse_sdist_filename(filename)
+    filename = _str(fdoc["filename"], "filename", filename_max_length)
+    try:  # the publisher's own rule: printable, URL- and path-safe, parseable
+        fname, fversion, _kind = parse_filename(filename)
         version = Version(_str(fdoc["version"], "version", 128))
-    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion) as e:
-        raise FormatError(f"bad filename or version: {e}") from None
-    if canonicalize_name(fname) != project or fversion != version:
+    except InvalidName as e:
+        raise FormatError(f"unsafe or invalid filename: {e.message}") from None
+    except InvalidVersion as e:
+        raise FormatError(f"bad version: {e}") from None
+    if fname != project or fversion != version:
         raise FormatError(f"file {filename!r} does not belong to {project} {version}")
     sha = fdoc["sha256"]
     if not isinstance(sha, str) or not _SHA.match(sha):
