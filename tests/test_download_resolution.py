@@ -276,3 +276,22 @@ def test_dependency_confusion_transitive_dep_fenced_to_source_without_it(dl) -> 
     assert got.r.exit_code == 3, got.r.output
     assert "corp-secret is pinned to source(s) corp" in got.r.stderr
     assert "required by uses-fenced 1.0" in got.r.stderr
+
+
+def test_choose_file_keeps_its_contract_for_a_target(world) -> None:
+    from packaging.requirements import Requirement
+
+    from repotool.home import Home
+    from repotool.queries import Views, choose_file, resolve
+
+    view = resolve(Views(Home(world["home"])), "plat").source
+    assert choose_file(view, Requirement("plat")).filename == f"plat-1.0-{NATIVE}.whl"
+    win = target(platforms=["win_amd64"])
+    assert choose_file(view, Requirement("plat"), target=win).filename.endswith("win_amd64.whl")
+    mac = target(platforms=["macosx_11_0_arm64"])
+    assert choose_file(view, Requirement("plat"), target=mac).filename == "plat-1.0.tar.gz"
+    with pytest.raises(Exception, match="no file of plat"):
+        choose_file(view, Requirement("plat"), target=mac, sdist_ok=False)
+    yanky = resolve(Views(Home(world["home"])), "yanky").source
+    assert choose_file(yanky, Requirement("yanky")).version == "1.0"
+    assert choose_file(yanky, Requirement("yanky==2.0")).version == "2.0"
