@@ -686,13 +686,26 @@ def download(
     requirements: Annotated[list[str], typer.Argument(help="e.g. demo-pkg==1.0")],
     dest: Annotated[Path, typer.Option("-d", "--dest", help="Directory.")] = Path("."),
     deps: Annotated[bool, typer.Option("--deps", help="Also download dependencies.")] = False,
+    python: Annotated[Path | None, typer.Option(
+        "--python", help="Choose files for this interpreter (tags, version, markers).",
+        show_default=False)] = None,
+    platforms: Annotated[list[str] | None, typer.Option(
+        "--platform", help="Choose wheels for this platform tag (repeatable), e.g. "
+        "manylinux_2_17_x86_64 or win_amd64.", show_default=False)] = None,
+    python_version: Annotated[str | None, typer.Option(
+        "--python-version", help="Choose files for this Python version, e.g. 3.12.",
+        show_default=False)] = None,
+    pre: Annotated[bool, typer.Option("--pre", help="Allow pre-release versions.")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Download verified files into a directory."""
     from repotool.queries import download as do_download
+    from repotool.targets import target
 
+    chosen_for = target(python, platforms=platforms or [], python_version=python_version)
     done = do_download(_home(), requirements, dest, deps=deps, limits=_limits(),
-                       report=lambda msg: _err(f"warning: {msg}"))
+                       report=lambda msg: _err(f"warning: {msg}"), target=chosen_for,
+                       pre=pre)
     if as_json:
         _print_json(done)
         return

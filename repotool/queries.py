@@ -43,7 +43,10 @@ from repotool.home import Home, SourceConfig
 from repotool.state import SourceView, load_view
 from repotool.storage import fsync_dir, hash_file
 
-__all__ = ["Resolution", "download", "list_projects", "resolve", "search", "show", "verify_files"]
+__all__ = [
+    "Resolution", "choose_file", "download", "list_projects", "resolve", "search", "show",
+    "verify_files",
+]
 
 
 @dataclass
@@ -215,43 +218,27 @@ def show(views: Views, project: str) -> dict[str, Any]:
 # ---- choosing and fetching files --------------------------------------------------------
 
 
-def choose_file(view: SourceView, req: Any, *, sdist_ok: bool = True) -> Any:
-    """The best file for ``req`` in ``view``: highest version the specifier allows
-    (yanked only if pinned with ==), then the most specific compatible wheel, else sdist."""
-    from packaging.tags import sys_tags
-    from packaging.utils import parse_wheel_filename
-    from packaging.version import Version
+def choose_file(view: SourceView, req: Any, *, sdist_ok: bool = True,
+                target: Any = None) -> Any:
+    """The best file for ``req`` (a packaging Requirement) in ``view`` for ``target``
+    (default: this interpreter): highest version the specifier allows (yanked only if
+    pinned with ==, prereleases as pip), then the most specific fitting wheel, else sdist."""
+    from repotool.resolver import Requirement, releases
+    from repotool.targets import Target
 
-    proj = view.project(canonicalize_name(req.name))
-    if proj is None:
+    target = target or Target.current()
+    want = Requirement.of(req)
+    if view.project(want.name) is None:
         raise UserError(f"source {view.cfg.name!r} has no {req.name}")
-    pinned = any(s.operator in ("==", "===") for s in req.specifier)
-    rank = {t: i for i, t in enumerate(sys_tags())}
-    best: tuple[Any, ...] | None = None
-    for f in proj.files:
-        v = Version(f.version)
-        if f.yanked is not False and not pinned:
-            continue
-        if not req.specifier.contains(v, prereleases=True if pinned else None):
-            continue
-        if f.is_wheel:
-            tags = parse_wheel_filename(f.filename)[3]
-            r = min((rank[t] for t in tags if t in rank), default=None)
-            if r is None:
-                continue
-            key = (v, 1, -r)
-        elif sdist_ok:
-            key = (v, 0, 0)
-        else:
-            continue
-        if best is None or key > best[0]:
-            best = (key, f)
-    if best is None:
+    rels = releases(view, want.name, target, sdist_ok=sdist_ok)
+    usable = {v: f for v, r in rels.items() if (f := r.best(want.pinned)) is not None}
+    chosen = sorted(want.specifier.filter(usable), reverse=True)
+    if not chosen:
         raise UserError(
             f"no file of {req.name} matches {str(req.specifier) or 'any version'} "
-            f"for this Python in source {view.cfg.name!r}"
+            f"for {target.label} in source {view.cfg.name!r}"
         )
-    return best[1]
+    return usable[chosen[0]]
 
 
 def cached_file(
@@ -321,73 +308,62 @@ def parse_requirement(text: str) -> Any:
         raise UsageError(f"invalid requirement {text!r}: {str(e).splitlines()[0]}") from None
 
 
-def remote_requirement(text: str, view: SourceView, filename: str) -> Any:
-    """A ``Requires-Dist`` string from a source's signed index, parsed.
-
-    Raises:
-        FormatError: it is not a valid requirement — malformed remote metadata is a
-            verification refusal (exit 3), not a usage error of the user's.
-    """
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    from repotool.errors import FormatError
-
-    try:
-        return Requirement(text)
-    except InvalidRequirement as e:
-        raise FormatError(
-            f"source {view.cfg.name!r} lists a malformed dependency {text!r} for "
-            f"{filename}: {str(e).splitlines()[0]}",
-            "tell the source's publisher; nothing was downloaded for it",
-        ) from None
-
-
 def download(
     home: Home, requirements: list[str], dest_dir: Path, *, deps: bool, limits: Any,
-    report: Callable[[str], None] | None = None,
+    report: Callable[[str], None] | None = None, target: Any = None, pre: bool = False,
 ) -> list[dict[str, Any]]:
-    """Fetch, verify and place the best file for each requirement (and dependencies
-    with ``deps``) into ``dest_dir``; never leaves a partial or unverified file there.
-    Locations that failed before another served a file are passed to ``report``."""
-    reqs = [parse_requirement(r) for r in requirements]
-    views = Views(home)
-    done: dict[str, dict[str, Any]] = {}
-    queue = list(reqs)
-    while queue:
-        req = queue.pop(0)
-        name = canonicalize_name(req.name)
-        if name in done:
-            continue
-        res = resolve(views, name)
-        entry = choose_file(res.source, req)
-        cached = cached_file(home, res.source, name, entry, limits, report=report)
-        target = dest_dir / entry.filename
-        dest_dir.mkdir(parents=True, exist_ok=True)  # only once a verified file is at hand
-        fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=".part-")
-        try:
-            with os.fdopen(fd, "wb") as out, open(cached, "rb") as src:
-                shutil.copyfileobj(src, out, 1024 * 1024)
-                out.flush()
-                os.fsync(out.fileno())
-            if hash_file(Path(tmp)) != (entry.sha256, entry.size):
-                raise VerificationError(f"{entry.filename} changed while it was copied")
-            os.replace(tmp, target)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        fsync_dir(dest_dir)
-        done[name] = {"project": name, "version": entry.version, "filename": entry.filename,
-                      "sha256": entry.sha256, "size": entry.size, "source": res.source.cfg.name,
-                      "path": str(target)}
-        if deps:
-            from packaging.markers import default_environment
+    """Resolve the requirements for ``target`` (a ``targets.Target``; default: this
+    interpreter) as ``resolver.resolve_requirements`` documents, then fetch, verify and
+    place each chosen file into ``dest_dir``; never leaves a partial or unverified file
+    there, and fetches nothing unless the whole set resolves. Locations that failed
+    before another served a file, and named requirements whose markers exclude the
+    target, are passed to ``report``.
 
-            env = {k: str(v) for k, v in default_environment().items()}
-            for d in entry.requires_dist:
-                dreq = remote_requirement(d, res.source, entry.filename)
-                if dreq.marker is None or dreq.marker.evaluate({**env, "extra": ""}):
-                    queue.append(dreq)
-    return list(done.values())
+    Raises:
+        UsageError: a malformed or direct-URL requirement (before anything is read).
+        UserError: the requirements cannot be satisfied (the conflict is named).
+    """
+    from repotool.resolver import Requirement, resolve_requirements
+    from repotool.targets import Target
+
+    parsed = [Requirement.parse(r) for r in requirements]
+    target = target or Target.current()
+    roots = []
+    for req in parsed:
+        if req.marker is not None and not target.marker_ok(req.marker):
+            if report is not None:
+                report(f"ignoring {req.text!r}: its markers exclude {target.label}")
+            continue
+        roots.append(req)
+    chosen = resolve_requirements(Views(home), roots, target, deps=deps, pre=pre)
+    done = []
+    for cand in chosen:
+        entry, view = cand.entry, cand.view
+        cached = cached_file(home, view, cand.name, entry, limits, report=report)
+        target_path = dest_dir / entry.filename
+        dest_dir.mkdir(parents=True, exist_ok=True)  # only once a verified file is at hand
+        _place(cached, target_path, entry)
+        done.append({"project": cand.name, "version": entry.version,
+                     "filename": entry.filename, "sha256": entry.sha256, "size": entry.size,
+                     "source": view.cfg.name, "path": str(target_path)})
+    return done
+
+
+def _place(cached: Path, target: Path, entry: Any) -> None:
+    """Copy a verified cached file to ``target`` atomically, re-checking its hash."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
+    try:
+        with os.fdopen(fd, "wb") as out, open(cached, "rb") as src:
+            shutil.copyfileobj(src, out, 1024 * 1024)
+            out.flush()
+            os.fsync(out.fileno())
+        if hash_file(Path(tmp)) != (entry.sha256, entry.size):
+            raise VerificationError(f"{entry.filename} changed while it was copied")
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    fsync_dir(target.parent)
 
 
 def verify_files(home: Home, paths: list[Path], *, now: datetime | None = None
