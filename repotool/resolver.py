@@ -216,7 +216,11 @@ class _Provider(AbstractProvider[Requirement, Candidate, str]):
         allow_yanked = any(r.pinned for r in reqs)
         usable = {v: f for v, r in rels.items() if (f := r.best(allow_yanked)) is not None}
         spec = functools.reduce(lambda a, b: a & b, (r.specifier for r in reqs), SpecifierSet())
-        chosen = spec.filter(usable, prereleases=True if self.pre else None)
+        chosen = list(spec.filter(usable, prereleases=True))
+        if not (self.pre or spec.prereleases):
+            # pip's rule, spelled out (packaging's own default moved between releases):
+            # pre-releases only when no final release matches
+            chosen = [v for v in chosen if not v.is_prerelease] or chosen
         return [(v, usable[v]) for v in sorted(chosen, reverse=True)]
 
     # -- resolvelib's provider interface ---------------------------------------------------
