@@ -7,6 +7,12 @@ shard is parsed and each distribution it lists must match its bin entry. The pla
 names pip reads (``metadata/root.json``, simple pages, distributions) must hold the
 signed bytes, and every hash-named file still on disk (older targets a client mid-update
 may fetch) must hash to its name. All problems are collected; the report lists each.
+
+Thresholds: python-tuf refuses (a problem) any role whose signatures do not meet the
+threshold its delegator states: root (old and new), timestamp, snapshot, targets and
+every bin. ``weak_thresholds`` adds warnings for a configuration that meets its
+thresholds but lets fewer keys change a role than root requires of the very same keys
+(a repository made by a repotool whose ``--threshold`` reached root only).
 """
 
 from __future__ import annotations
@@ -14,18 +20,22 @@ from __future__ import annotations
 import hmac
 import json
 import re
+import shlex
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from repotool.errors import RepotoolError, UserError
 from repotool.layout import METADATA_DIR, target_disk_path
 from repotool.storage import hash_file
 
-__all__ = ["CheckReport", "check_repository"]
+if TYPE_CHECKING:
+    from tuf.api.metadata import Root, SuccinctRoles
+
+__all__ = ["CheckReport", "check_repository", "weak_thresholds"]
 
 
 @dataclass
@@ -75,6 +85,9 @@ def check_repository(directory: Path, *, now: datetime) -> CheckReport:
             report.problems.append(f"metadata: {translate_download_error(e)}")
             return report
         ts = up._trusted_set
+        delegations = ts.targets.delegations
+        report.warnings += weak_thresholds(
+            ts.root, delegations.succinct_roles if delegations else None, directory)
         newest = meta / f"{ts.root.version}.root.json"
         if _hash(meta / "root.json") != _hash(newest):
             report.problems.append(f"metadata/root.json: differs from {newest.name}, the newest")
@@ -87,7 +100,6 @@ def check_repository(directory: Path, *, now: datetime) -> CheckReport:
                     f"{role} expires soon: {md.expires:%Y-%m-%d %H:%M:%S} UTC")
         # every target of targets and of every bin
         bin_targets: dict[str, Any] = {}
-        delegations = ts.targets.delegations
         if delegations is None or delegations.succinct_roles is None:
             report.problems.append("targets: no bins delegation")
             return report
@@ -176,3 +188,46 @@ def _check_hash_named(directory: Path, checked: set[Path], report: CheckReport) 
             if got is None or not hmac.compare_digest(got[0], m.group(1)):
                 rel = path.relative_to(directory).as_posix()
                 report.problems.append(f"{rel}: content does not match the sha256 in its name")
+
+
+def _any(n: int) -> str:
+    return "any one of them alone" if n == 1 else f"any {n} of them"
+
+
+def weak_thresholds(root: Root, bins: SuccinctRoles | None, directory: Path | str) -> list[str]:
+    """Warnings (each with the command that fixes it) for roles held by exactly the root's
+    keys at a lower threshold than root's, and for bins that do not follow targets.
+
+    Pure: no I/O. A role-separated repository (other keys for targets or the online
+    roles) is not flagged: there a lower threshold is the publisher's choice.
+    """
+    out: list[str] = []
+    rr = root.roles["root"]
+
+    def weak(name: str) -> bool:
+        r = root.roles[name]
+        return set(r.keyids) == set(rr.keyids) and r.threshold < rr.threshold
+
+    where = shlex.quote(str(directory))
+    t = root.roles["targets"]
+    online = [n for n in ("snapshot", "timestamp") if weak(n)]
+    flags = (["--role targets"] if weak("targets") else []) + (["--role online"] if online else [])
+    fix = (f"fix (one new root): 'repotool repo rotate {where} {' '.join(flags)} "
+           f"--threshold {rr.threshold} --key PRIV ...'")
+    same = f"the same {len(rr.keyids)} keys that need {rr.threshold} for root"
+    if weak("targets"):
+        out.append(
+            f"targets (and its bins) need only {t.threshold} signature(s) of {same}: "
+            f"{_any(t.threshold)} can publish any file; {fix}")
+    if online:
+        thr = min(root.roles[n].threshold for n in online)
+        out.append(
+            f"{' and '.join(online)} need only {thr} signature(s) of {same}: {_any(thr)} "
+            f"can keep clients on the current state forever, hiding new releases; {fix}")
+    if bins is not None and (sorted(bins.keyids) != sorted(t.keyids)
+                             or bins.threshold != t.threshold):
+        out.append(
+            f"the bins need {bins.threshold} signature(s) of {len(bins.keyids)} key(s), "
+            f"targets {t.threshold} of {len(t.keyids)}; re-sign them to the targets role with "
+            f"'repotool repo sign {where} --role bins --key PRIV ...'")
+    return out

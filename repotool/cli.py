@@ -248,11 +248,14 @@ def repo_init(
     name: Annotated[str, typer.Option("--name", help="The repository's name.")],
     key: Annotated[list[Path] | None, typer.Option(
         "--key", help="A public key holding every role (repeatable).")] = None,
-    threshold: Annotated[int, typer.Option(
-        "--threshold", min=1, help="Signatures required for root.")] = 1,
+    threshold: Annotated[int | None, typer.Option(
+        "--threshold", help="Signatures required: with --key, for every role (root, targets, "
+        "bins, snapshot, timestamp); otherwise for root. Default 1.")] = None,
     root_key: Annotated[list[Path] | None, typer.Option("--root-key")] = None,
     targets_key: Annotated[list[Path] | None, typer.Option("--targets-key")] = None,
-    targets_threshold: Annotated[int, typer.Option("--targets-threshold", min=1)] = 1,
+    targets_threshold: Annotated[int | None, typer.Option(
+        "--targets-threshold", help="Signatures required for targets and its bins, with "
+        "--targets-key. Default 1.")] = None,
     online_key: Annotated[list[Path] | None, typer.Option(
         "--online-key", help="Signs snapshot and timestamp.")] = None,
 ) -> None:
@@ -265,20 +268,34 @@ def repo_init(
                          "--targets-key/--online-key")
     if not key and not (root_key and targets_key and online_key):
         raise UsageError("give --key PUB, or all of --root-key, --targets-key and --online-key")
-    every = _pubkeys(key)
-    rk = every or _pubkeys(root_key)
-    keys = RoleKeys(
-        root=rk,
-        root_threshold=threshold,
-        targets=every or _pubkeys(targets_key),
-        targets_threshold=targets_threshold,
-        online=every[:1] if every else _pubkeys(online_key),
-    )
-    if every and len(every) > 1:
-        keys.online = every
+    if key:
+        # The same keys hold every role, so every role takes --threshold: a lower one on
+        # targets/bins would let one of them publish files, on snapshot/timestamp keep
+        # clients on the current state forever, whatever root requires.
+        n = 1 if threshold is None else threshold
+        _check_threshold(n, len(key), "--threshold", "--key")
+        if targets_threshold is not None and targets_threshold != n:
+            raise UsageError(
+                "with --key, --threshold applies to every role; --targets-threshold is for "
+                "role-separated repositories (--targets-key)")
+        every = _pubkeys(key)
+        keys = RoleKeys(every, n, every, n, every, n)
+    else:
+        assert root_key and targets_key and online_key
+        rt = 1 if threshold is None else threshold
+        tt = 1 if targets_threshold is None else targets_threshold
+        _check_threshold(rt, len(root_key), "--threshold", "--root-key")
+        _check_threshold(tt, len(targets_key), "--targets-threshold", "--targets-key")
+        keys = RoleKeys(_pubkeys(root_key), rt, _pubkeys(targets_key), tt, _pubkeys(online_key))
     Repository.init(directory, name, keys, now=_now())
     _err(f"initialised repository {name!r} in {directory}; add files with 'repotool repo add' "
          "and publish with 'repotool repo sign'")
+
+
+def _check_threshold(n: int, keys: int, option: str, key_option: str) -> None:
+    if not 1 <= n <= keys:
+        raise UsageError(f"{option} {n} is not between 1 and {keys}, the number of "
+                         f"{key_option} keys given")
 
 
 @repo_app.command("add")
@@ -432,13 +449,20 @@ def repo_keys(
                          + (f", expires {r['expires']}" if r["expires"] else "") + "\n")
         for k in r["keys"]:
             sys.stdout.write(f"  {k}\n")
+    b = doc["bins"]
+    sys.stdout.write(f"bins ({b['count']}, delegated by targets): threshold {b['threshold']} "
+                     f"of {len(b['keys'])}\n")
+    for w in doc["warnings"]:
+        _err(f"warning: {w}")
 
 
 @repo_app.command("rotate")
 @handled
 def repo_rotate(
     directory: Annotated[Path, typer.Argument()],
-    role: Annotated[str, typer.Option("--role", help="root, targets or online.")],
+    role: Annotated[list[str], typer.Option(
+        "--role", help="root, targets (with its bins) or online (snapshot and timestamp); "
+        "repeatable: one new root changes them all.")],
     key: Annotated[list[Path], typer.Option("--key", help="Private keys signing the new root.")],
     add: Annotated[list[Path] | None, typer.Option("--add", help="Public key to add.")] = None,
     remove: Annotated[list[str] | None, typer.Option("--remove", help="Fingerprint to remove.")
@@ -449,7 +473,10 @@ def repo_rotate(
     passphrase_file: PassFile = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Publish a new root version, signed by the old and the new root thresholds."""
+    """Publish a new root version, signed by the old and the new root thresholds.
+
+    '--role targets --threshold N' also raises the bins to N (they are re-signed).
+    """
     from repotool import keys as keymod
     from repotool.publish import Repository
 

@@ -36,7 +36,7 @@ from tuf.api.metadata import (
 from tuf.api.serialization.json import JSONSerializer
 
 from repotool import dists
-from repotool.errors import UserError
+from repotool.errors import UsageError, UserError
 from repotool.format.index import FileEntry, Project, Shard, shard_of, shard_path
 from repotool.layout import (
     METADATA_DIR,
@@ -50,6 +50,8 @@ from repotool.layout import (
 from repotool.storage import atomic_write, locked
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from securesystemslib.signer import Signer
 
 __all__ = ["DEFAULT_EXPIRY", "Repository", "RoleKeys", "SignSummary"]
@@ -71,13 +73,21 @@ def _md_bytes(md: Metadata[Any]) -> bytes:
 
 @dataclass
 class RoleKeys:
-    """Public keys and thresholds of a new repository's roles."""
+    """Public keys and thresholds of a new repository's roles.
+
+    ``targets_threshold`` also binds the bins (they always follow the targets role);
+    ``online_threshold`` binds snapshot and timestamp. A repository whose keys all hold
+    every role (``repo init --key``) gives every role the same threshold: otherwise one
+    of its keys alone could publish files (targets, bins) or keep re-signing the current
+    state forever (snapshot, timestamp), whatever root requires.
+    """
 
     root: list[Key]
     root_threshold: int
     targets: list[Key]
     targets_threshold: int
     online: list[Key]
+    online_threshold: int = 1
 
 
 @dataclass
@@ -248,7 +258,7 @@ class Repository:
         for label, ks, thr in (
             ("root", keys.root, keys.root_threshold),
             ("targets", keys.targets, keys.targets_threshold),
-            ("online", keys.online, 1),
+            ("online", keys.online, keys.online_threshold),
         ):
             ids = [k.keyid for k in ks]
             if not ks:
@@ -265,8 +275,8 @@ class Repository:
             roles={
                 "root": Role([k.keyid for k in keys.root], keys.root_threshold),
                 "targets": Role([k.keyid for k in keys.targets], keys.targets_threshold),
-                "snapshot": Role([k.keyid for k in keys.online], 1),
-                "timestamp": Role([k.keyid for k in keys.online], 1),
+                "snapshot": Role([k.keyid for k in keys.online], keys.online_threshold),
+                "timestamp": Role([k.keyid for k in keys.online], keys.online_threshold),
             },
             consistent_snapshot=True,
             unrecognized_fields={REPO_FIELD: {"name": name, "format": 1}},
@@ -428,17 +438,29 @@ class Repository:
                 "threshold": role.threshold,
                 "expires": expiries.get(name),
             }
+        # the bins: as published (a sign re-syncs them to targets), else as they will be
+        sr = self._bins_of(pub.targets.signed) if pub else None
+        tr = r.roles["targets"]
+        bins = {
+            "keys": sorted(sr.keyids if sr else tr.keyids),
+            "threshold": sr.threshold if sr else tr.threshold,
+            "count": sr.number_of_bins if sr else 2 ** int(self.config()["bin_bits"]),
+        }
+        from repotool.check import weak_thresholds
+
         return {
             "name": r.unrecognized_fields.get(REPO_FIELD, {}).get("name"),
             "root_version": r.version,
             "published": pub is not None,
             "pending_root": (self.work / "root.json").exists(),
             "roles": roles,
+            "bins": bins,
+            "warnings": weak_thresholds(r, sr, self.root),
         }
 
     def rotate(
         self,
-        role: str,
+        role: str | Sequence[str],
         add: list[Key],
         remove: list[str],
         threshold: int | None,
@@ -447,16 +469,32 @@ class Repository:
         now: datetime,
         expires: int | None = None,
     ) -> SignSummary:
-        """Publish a new root version with ``role``'s keys changed, signed by the old and
-        the new root thresholds."""
+        """Publish a new root version with the keys or threshold of ``role`` (one role or
+        several: ``["targets", "online"]``) changed, signed by the old and the new root
+        thresholds. A new targets threshold binds the bins too: the sign re-signs every bin
+        to it, so ``rotate("targets", [], [], 2, ...)`` migrates a repository whose targets
+        (and bins) one key could sign.
+
+        Raises:
+            UsageError: a role would have a threshold outside 1..its number of keys.
+            UserError: unknown role, key not holding / already holding the role, or the
+                repository was never signed.
+            VerificationError: the signers do not meet a threshold (nothing is written).
+        """
         self._require()
-        if role not in ("root", "targets", "snapshot", "timestamp", "online"):
-            raise UserError(f"unknown role {role!r}", "roles: root, targets, online")
+        roles = [role] if isinstance(role, str) else list(role)
+        for r_name in roles:
+            if r_name not in ("root", "targets", "snapshot", "timestamp", "online"):
+                raise UserError(f"unknown role {r_name!r}", "roles: root, targets, online")
         pub = self.published()
         if pub is None:
             raise UserError("the repository was never signed", "run 'repotool repo sign' first")
         new = copy.deepcopy(pub.root.signed)
-        names = ["snapshot", "timestamp"] if role == "online" else [role]
+        names: list[str] = []
+        for r_name in roles:
+            for name in ["snapshot", "timestamp"] if r_name == "online" else [r_name]:
+                if name not in names:
+                    names.append(name)
         for name in names:
             r = new.roles[name]
             for fpr in remove:
@@ -470,9 +508,13 @@ class Repository:
                 r.keyids.append(k.keyid)
             if threshold is not None:
                 r.threshold = threshold
-            if not r.keyids or not 1 <= r.threshold <= len(r.keyids):
-                raise UserError(
-                    f"{name} would have {len(r.keyids)} key(s) and threshold {r.threshold}"
+            if not r.keyids:
+                raise UserError(f"{name} would have 0 keys", "add one with --add PUB")
+            if not 1 <= r.threshold <= len(r.keyids):
+                raise UsageError(
+                    f"{name} would have {len(r.keyids)} key(s) and threshold {r.threshold}; "
+                    f"a threshold is between 1 and the number of keys",
+                    "pass --threshold N (1..keys) with --remove, or --add more keys",
                 )
         used = {k for r in new.roles.values() for k in r.keyids}
         for keyid in list(new.keys):

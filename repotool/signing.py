@@ -358,15 +358,17 @@ class Signing:
                 parts = [root.get_verification_result(name, payload, md.signatures)]
             for part in parts:
                 if not part.verified:
-                    missing = ", ".join(sorted(part.unsigned))
-                    what = f"{part.missing} more signature(s) needed from keys {missing}"
+                    ids = ", ".join(sorted(part.unsigned))
+                    who = ("key" if len(part.unsigned) == 1 else
+                           "keys" if len(part.unsigned) == part.missing else "any of keys")
+                    what = f"{part.missing} more signature(s) needed, by {who} {ids}"
                     if name not in shortfalls.setdefault(what, []):
                         shortfalls[what].append(name)
         problems = []
         for what, names in shortfalls.items():
             top = [n for n in names if not n.startswith(BINS_PREFIX + "-")]
             bins = [n for n in names if n.startswith(BINS_PREFIX + "-")]
-            label = top + (bins if len(bins) <= 2 else [f"{len(bins)} {BINS_PREFIX} roles"])
+            label = top + (bins if len(bins) <= 2 else [f"{len(bins)} bins"])
             problems.append(f"{', '.join(label)}: {what}")
         unused = {s.public_key.keyid for s in self.signers} - self._used
         if problems:

@@ -221,3 +221,109 @@ def test_not_a_repository(tmp_path: Path) -> None:
     key = make_key(tmp_path / "keys", "k")
     assert cli("repo", "init", tmp_path / "r", "--name", "x", "--key", key.public).exit_code == 0
     assert cli("repo", "check", tmp_path / "r").exit_code == 1
+
+
+# ---- thresholds -------------------------------------------------------------------------
+
+
+@cache
+def _m_of_n_template(legacy: bool) -> Path:
+    from thresholds import m_of_n_repo
+
+    base = Path(tempfile.mkdtemp(prefix="repotool-check-mofn-"))
+    atexit.register(shutil.rmtree, base, True)
+    m_of_n_repo(base, legacy=legacy)
+    return base
+
+
+def _m_of_n(tmp_path: Path, *, legacy: bool = False) -> Any:
+    """A copy of a 2-of-3 repository (4 bins), published with keys A and B."""
+    from conftest import KeyPair
+    from thresholds import NAMES, MofN
+
+    base = tmp_path / "m"
+    shutil.copytree(_m_of_n_template(legacy), base)
+    ks = {}
+    for n in NAMES[:3]:
+        k = KeyPair(base / "keys" / f"{n}.key", base / "keys" / f"{n}.pub", "")
+        ks[n] = KeyPair(k.private, k.public, k.public_key().keyid)
+    return MofN(base / "repo", ks, base / "dist")
+
+
+@pytest.mark.parametrize("role", ["root", "timestamp", "snapshot", "targets", "bin"])
+def test_threshold_role_signed_by_one_key_of_2_is_caught(tmp_path: Path, role: str) -> None:
+    """A 2-of-3 repository (every role) whose one role carries one signature only."""
+    from attacks import load_md, resign, write_md
+    from thresholds import bin_of, short_sign
+
+    m = _m_of_n(tmp_path)
+    assert _check(m.root).problems == []
+    if role == "root":
+        for name in ("1.root.json", "root.json"):
+            path = m.root / "metadata" / name
+            write_md(path, resign(load_md(path), *m.signers("A")))
+        name = "root"
+    else:
+        name = bin_of(m.root, "simple/index.json") if role == "bin" else role
+        short_sign(m.root, {name}, m.signers("A"), m.signers("A", "B"))
+    r = cli("repo", "check", m.root)
+    assert r.exit_code == 3, r.output
+    assert f"{name} was signed by 1/2 keys" in r.stdout, r.stdout
+
+
+def test_weak_threshold_of_older_repository_warned_with_the_fix(tmp_path: Path) -> None:
+    """What an older repotool made of `init --key A --key B --key C --threshold 2`: root
+    2 of 3, every other role 1 of the same 3 keys. It verifies, but one key publishes."""
+    m = _m_of_n(tmp_path, legacy=True)
+    where = str(m.root)
+    r = cli("repo", "check", m.root)
+    assert r.exit_code == 0, r.output
+    warned = [x for x in r.stderr.splitlines() if x.startswith("warning:")]
+    fix = f"'repotool repo rotate {where} --role targets --role online --threshold 2 --key"
+    assert len(warned) == 2, r.stderr
+    assert warned[0].startswith("warning: targets (and its bins) need only 1 signature(s)")
+    assert warned[1].startswith("warning: snapshot and timestamp need only 1 signature(s)")
+    assert all(fix in w for w in warned), warned
+    r = cli("repo", "keys", m.root)  # the same warnings where the thresholds are shown
+    assert r.exit_code == 0 and r.stderr.count("warning:") == 2, r.output
+    # the fix in two steps: the targets first (its bins follow), then the online roles
+    keys = ["--key", str(m.keys["A"].private), "--key", str(m.keys["B"].private)]
+    r = cli("repo", "rotate", m.root, "--role", "targets", "--threshold", "2", *keys)
+    assert r.exit_code == 0, r.output
+    rep = _check(m.root)
+    assert rep.problems == [] and len(rep.warnings) == 1, rep.warnings
+    assert "snapshot and timestamp" in rep.warnings[0]
+    assert f"repo rotate {where} --role online --threshold 2" in rep.warnings[0]
+    r = cli("repo", "rotate", m.root, "--role", "online", "--threshold", "2", *keys)
+    assert r.exit_code == 0, r.output
+    rep = _check(m.root)
+    assert rep.problems == [] and rep.warnings == [], rep.warnings
+
+
+def test_role_separated_lower_targets_threshold_not_warned(tmp_path: Path) -> None:
+    """Other keys for targets and online: their thresholds are the publisher's choice."""
+    from attacks import role_separated_repo
+
+    pub = role_separated_repo(tmp_path / "sep")
+    assert _check(pub.root).warnings == []
+
+
+def test_bins_not_following_targets_warned(tmp_path: Path) -> None:
+    """Bins at 1 of 3 under targets at 2 (not something repotool writes): a TUF client
+    checks bins against the delegation, so one key could sign the files they list."""
+    from attacks import current_files, load_md, write_md
+    from thresholds import short_sign
+
+    m = _m_of_n(tmp_path)
+    path = current_files(m.root)["targets"]
+    t = load_md(path)
+    t.signed.delegations.succinct_roles.threshold = 1
+    write_md(path, t)
+    short_sign(m.root, {"targets"}, m.signers("A", "B"), m.signers("A", "B"))
+    rep = _check(m.root)
+    assert rep.problems == [], rep.problems
+    assert len(rep.warnings) == 1 and "the bins need 1 signature(s) of 3 key(s), targets 2 of 3" \
+        in rep.warnings[0], rep.warnings
+    assert f"repotool repo sign {m.root} --role bins" in rep.warnings[0]
+    m.repo.sign(m.signers("A", "B"), now=datetime.now(UTC), force=frozenset({"bins"}))
+    assert _check(m.root).warnings == []

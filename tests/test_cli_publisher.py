@@ -322,3 +322,85 @@ def test_repo_serve_unsigned_repository_exit_1(tmp_path: Path, keyfiles: dict[st
     d = tmp_path / "r"
     _ok(cli("repo", "init", d, "--name", "x", "--key", _pub(keyfiles["main"])))
     _err(cli("repo", "serve", d, "--port", "0"), 1)
+
+
+# ---- m-of-n: a 2-of-3 repository needs two signatures for everything it publishes ---------
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != "lock"}
+
+
+def test_threshold_one_key_cannot_sign_2_of_3_repository(tmp_path: Path) -> None:
+    k = {n: tmp_path / n for n in "ABC"}
+    for path in k.values():
+        _ok(cli("key", "generate", path, "--no-passphrase"))
+    fpr = {n: _fpr(p) for n, p in k.items()}
+    d = tmp_path / "repo"
+    _ok(cli("repo", "init", d, "--name", "mofn", "--threshold", "2",
+            *[x for p in k.values() for x in ("--key", str(_pub(p)))]))
+    doc = json.loads(_ok(cli("repo", "keys", d, "--json")).stdout)
+    assert {r: v["threshold"] for r, v in doc["roles"].items()} == {
+        "root": 2, "targets": 2, "snapshot": 2, "timestamp": 2}
+    assert doc["bins"] == {"keys": sorted(fpr.values()), "threshold": 2, "count": 256}
+    assert doc["warnings"] == []
+    build_wheel(tmp_path / "dist", "demo-pkg", "1.0")
+    _ok(cli("repo", "add", d, tmp_path / "dist"))
+
+    def refused(*keys: str, roles: list[str], args: tuple[str, ...] = ("sign",)) -> None:
+        before = _tree(d)
+        r = _err(cli("repo", *args[:1], d, *args[1:],
+                     *[x for n in keys for x in ("--key", str(_key(k[n])))]), 3)
+        msg = r.stderr.splitlines()[0]
+        assert "nothing was written" in msg and "1 more signature(s) needed" in msg, msg
+        named = msg.split("nothing was written: ")[1].split(":")[0].split(", ")
+        # changed bins are named (bins-XX), or counted when more than two ("3 bins")
+        assert [n if not n.startswith("bins-") else "bins-XX" for n in named] == roles, msg
+        for n in set("ABC") - set(keys):  # the signatures still missing, by fingerprint
+            assert fpr[n] in msg, msg
+        assert _tree(d) == before  # byte-identical: nothing half-published
+
+    # the first sign: every role is short of one signature
+    refused("A", roles=["root", "targets", "snapshot", "timestamp", "256 bins"])
+    _ok(cli("repo", "sign", d, "--key", _key(k["A"]), "--key", _key(k["B"])))
+    r = _ok(cli("repo", "check", d))
+    assert "warning" not in r.stderr, r.stderr
+    # a new release: targets, the bins it changes, snapshot and timestamp
+    build_wheel(tmp_path / "dist2", "demo-pkg", "2.0")
+    _ok(cli("repo", "add", d, tmp_path / "dist2"))
+    refused("C", roles=["targets", "snapshot", "timestamp", "3 bins"])  # wheel + 2 pages
+    _ok(cli("repo", "sign", d, "--key", _key(k["C"]), "--key", _key(k["A"])))
+    # a timestamp refresh, re-signing every bin, a root re-sign: two keys each
+    refused("B", roles=["timestamp"])
+    refused("B", roles=["snapshot", "timestamp", "256 bins"], args=("sign", "--role", "bins"))
+    refused("A", roles=["root", "targets", "snapshot", "timestamp"],
+            args=("sign", "--role", "root"))
+    # lowering targets to 1 of 3 is a root change: it needs root's 2 (the new targets
+    # role, and so the bins, would take A alone; snapshot and timestamp still need 2)
+    refused("A", roles=["root", "snapshot", "timestamp"],
+            args=("rotate", "--role", "targets", "--threshold", "1"))
+    r = _ok(cli("repo", "sign", d, "--key", _key(k["B"]), "--key", _key(k["C"]), "--json"))
+    assert json.loads(r.stdout)["versions"] == {"timestamp": 3}
+    _ok(cli("repo", "check", d))
+
+
+@pytest.mark.parametrize("args", [
+    ["--key", "{A}", "--key", "{B}", "--threshold", "3"],
+    ["--key", "{A}", "--threshold", "0"],
+    ["--key", "{A}", "--threshold", "-1"],
+    ["--key", "{A}", "--key", "{B}", "--threshold", "2", "--targets-threshold", "1"],
+    ["--root-key", "{A}", "--threshold", "2", "--targets-key", "{B}", "--online-key", "{A}"],
+    ["--root-key", "{A}", "--targets-key", "{B}", "--targets-threshold", "2",
+     "--online-key", "{A}"],
+    ["--root-key", "{A}", "--targets-key", "{B}", "--targets-threshold", "0",
+     "--online-key", "{A}"],
+])
+def test_init_threshold_out_of_range_exit_2(tmp_path: Path, keyfiles: dict[str, Path],
+                                            args: list[str]) -> None:
+    fill = {"A": str(_pub(keyfiles["main"])), "B": str(_pub(keyfiles["root2"]))}
+    r = _err(cli("repo", "init", tmp_path / "new", "--name", "x",
+                 *[a.format(**fill) for a in args]), 2)
+    line = r.stderr.strip().splitlines()[0]
+    assert "threshold" in line and line.startswith("repotool: error:"), r.stderr
+    assert not (tmp_path / "new").exists()

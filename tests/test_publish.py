@@ -784,3 +784,67 @@ def test_copy_of_repository_is_a_repository(demo: Repository, ks: Keys, tmp_path
     repo = Repository(dest)
     repo.add([build_wheel(tmp_path / "n", "demo-pkg", "4.0")], now=NOW)
     assert "targets" in repo.sign(signers(ks.r1), now=NOW).versions
+
+
+# ---- m-of-n: every role of a `--key` repository at its threshold -------------------------
+
+
+def _legacy_2_of_3(tmp_path: Path, ks: Keys) -> Repository:
+    """What an older repotool made of `init --key r1 --key r2 --key r3 --threshold 2`."""
+    pks = [k.public_key() for k in (ks.r1, ks.r2, ks.r3)]
+    repo = Repository.init(tmp_path / "old", "old", RoleKeys(pks, 2, pks, 1, pks, 1),
+                           now=datetime.now(UTC), bin_bits=2)
+    repo.add([build_wheel(tmp_path / "d", "demo-pkg", "1.0")], now=datetime.now(UTC))
+    repo.sign(signers(ks.r1, ks.r2), now=datetime.now(UTC))
+    return repo
+
+
+def test_rotate_targets_threshold_raises_bins_threshold(tmp_path: Path, ks: Keys) -> None:
+    repo = _legacy_2_of_3(tmp_path, ks)
+    # the weakness being fixed: one key publishes a release on its own
+    repo.add([build_wheel(tmp_path / "d", "demo-pkg", "1.1")], now=datetime.now(UTC))
+    assert "targets" in repo.sign(signers(ks.r3), now=datetime.now(UTC)).versions
+    # one key cannot raise the threshold (root needs 2), two can
+    before = tree(repo.root)
+    with pytest.raises(VerificationError, match="root, targets, 4 bins: 1 more signature"):
+        repo.rotate("targets", [], [], 2, signers(ks.r1), now=datetime.now(UTC))
+    assert tree(repo.root) == before
+    r = cli("repo", "rotate", repo.root, "--role", "targets", "--threshold", "2",
+            "--key", ks.r1.private, "--key", ks.r2.private, "--json")
+    assert r.exit_code == 0, r.output
+    written = json.loads(r.stdout)["versions"]
+    assert {n for n in written if n.startswith("bins-")} == {f"bins-{i}" for i in range(4)}
+    ms = published_md(repo.root)
+    assert ms["root"].signed.roles["targets"].threshold == 2
+    sr = ms["targets"].signed.delegations.succinct_roles
+    assert sr.threshold == 2 and sorted(sr.keyids) == sorted(ms["root"].signed.roles["targets"]
+                                                             .keyids)
+    for name, m in ms.items():
+        if name.startswith("bins-") or name == "targets":
+            assert set(m.signatures) == {ks.r1.fingerprint, ks.r2.fingerprint}, name
+    up = _tuf_refresh(repo.root, tmp_path / "client")  # a TUF client follows the new root
+    assert up._trusted_set.root.version == 2
+    assert up._trusted_set["bins-0"].version == written["bins-0"]
+    # from now on one key cannot publish: targets and the bins it changes are short
+    repo.add([build_wheel(tmp_path / "d", "demo-pkg", "1.2")], now=datetime.now(UTC))
+    before = tree(repo.root)
+    with pytest.raises(VerificationError) as ei:
+        repo.sign(signers(ks.r3), now=datetime.now(UTC))
+    assert ei.value.message.split("nothing was written: ")[1].startswith("targets, bins-")
+    assert tree(repo.root) == before
+    assert "targets" in repo.sign(signers(ks.r3, ks.r1), now=datetime.now(UTC)).versions
+
+
+def test_rotate_several_roles_in_one_root(tmp_path: Path, ks: Keys) -> None:
+    repo = _legacy_2_of_3(tmp_path, ks)
+    s = repo.rotate(["targets", "online"], [], [], 2, signers(ks.r2, ks.r3),
+                    now=datetime.now(UTC))
+    assert s.versions["root"] == 2
+    roles = md(repo.root, "root.json").signed.roles
+    assert {n: r.threshold for n, r in roles.items()} == {
+        "root": 2, "targets": 2, "snapshot": 2, "timestamp": 2}
+    with pytest.raises(VerificationError, match="timestamp: 1 more signature"):
+        repo.sign(signers(ks.r1), now=datetime.now(UTC))
+    r = cli("repo", "rotate", repo.root, "--role", "targets", "--threshold", "4",
+            "--key", ks.r1.private, "--key", ks.r2.private)
+    assert r.exit_code == 2 and "threshold 4" in r.stderr, r.output
