@@ -5,4 +5,4 @@ Nothing heavy is imported here: the CLI's start-up budget (SPEC §5) depends on 
 
 __all__ = ["__version__"]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
