@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from attacks import (
+    forge_targets,
     keyring_digest,
     run_repotool,
     shard_files,
@@ -551,3 +552,35 @@ def test_endless_data_in_a_503_answer_not_drained_by_retries(
     assert r.returncode == 1, r.stdout + r.stderr
     assert "503" in r.stderr, r.stderr
     assert srv.count("/metadata/timestamp.json") == 3
+
+
+# ---- §3.5 endless data with a valid signature: the configured cap -------------------------------
+
+
+def test_endless_data_huge_signed_shard_length_refused(pubs, home: Path, locations) -> None:
+    """A source whose (validly signed) targets declares a shard larger than the cap is
+    refused before one byte of that shard is fetched: a compromised or hostile
+    publisher cannot make ``update`` fill memory or disk."""
+    from repotool.limits import Limits
+
+    pub = pubs()
+    srv = locations.server(pub.root)
+    add(home, srv.url, pub.key.public)
+    assert cli("--home", home, "update").exit_code == 0
+    before = keyring_digest(home, "demo")
+    cap = Limits().shard_max_length
+
+    def huge(targets) -> None:  # type: ignore[no-untyped-def]
+        for path, tf in targets.targets.items():
+            if path.startswith("index/"):
+                tf.length = cap + 1
+
+    forge_targets(pub.root, huge, pub.key.signer())  # signed by the source's own key
+    shards = re.compile(r"^/index/")
+    srv.endless.add(shards)
+    srv.clear_log()
+    r = cli("--home", home, "update")
+    assert r.exit_code == 3, r.output
+    assert f"declares {cap + 1} bytes, more than the {cap}" in r.stderr, r.stderr
+    assert srv.count(shards) == 0
+    assert keyring_digest(home, "demo") == before
