@@ -595,3 +595,23 @@ def test_endless_data_huge_signed_shard_length_refused(pubs, home: Path, locatio
     assert f"declares {cap + 1} bytes, more than the {cap}" in r.stderr, r.stderr
     assert srv.count(shards) == 0
     assert keyring_digest(home, "demo") == before
+
+
+def test_endless_data_signed_file_size_above_the_cap_refused_unfetched(
+    pubs, home: Path, locations
+) -> None:
+    from repotool.errors import VerificationError
+    from repotool.home import Home
+    from repotool.limits import Limits
+    from repotool.queries import Views, cached_file, choose_file, parse_requirement, resolve
+
+    pub = pubs()
+    srv = locations.server(pub.root)
+    add(home, srv.url, pub.key.public)
+    assert cli("--home", home, "update").exit_code == 0
+    res = resolve(Views(Home(home)), "demo-pkg")
+    entry = choose_file(res.source, parse_requirement("demo-pkg"))
+    with pytest.raises(VerificationError, match=f"{entry.size} bytes, more than the 100 "):
+        cached_file(Home(home), res.source, "demo-pkg", entry, Limits(file_max_length=100))
+    assert srv.count(wheel_url_path(pub.root, "demo-pkg", WHEEL)) == 0
+    assert cached_file(Home(home), res.source, "demo-pkg", entry, Limits()).exists()
