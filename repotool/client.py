@@ -451,7 +451,35 @@ def _read_keyring(keyring: Path, name: str) -> tuple[bytes, dict[str, int]]:
     return root_bytes, marks
 
 
-def _expired_message(trusted: Any, ref: datetime) -> str:
+class _Verified:
+    """The top-level metadata python-tuf verified, read back from the files its
+    ``Updater`` persisted in ``meta_dir`` after verifying each (the Updater's public
+    output) rather than from its private trusted set."""
+
+    def __init__(self, meta_dir: Path) -> None:
+        from tuf.api.metadata import Metadata
+
+        self._roles = {role: Metadata.from_bytes((meta_dir / f"{role}.json").read_bytes()).signed
+                       for role in ("root", "timestamp", "snapshot", "targets")}
+
+    def __getitem__(self, role: str) -> Any:
+        return self._roles[role]
+
+    @property
+    def root(self) -> Any:
+        return self._roles["root"]
+
+    @property
+    def targets(self) -> Any:
+        return self._roles["targets"]
+
+
+def _expired_message(up: Any, e: Exception, ref: datetime) -> str:
+    """Which role expired and since when. The expired file is not persisted, so its date
+    is only in python-tuf's private trusted set; without it, python-tuf's own words."""
+    trusted = getattr(up, "_trusted_set", None)
+    if trusted is None:
+        return f"metadata expired ({_short(e)})"
     for role in ("root", "timestamp", "snapshot", "targets"):
         try:
             md = trusted[role]
@@ -491,9 +519,9 @@ def _update_from(
         try:
             up = make_updater(meta_dir, f"{url}metadata/", url, root_bytes, fetcher, ref)
             up.refresh()  # (2)
-        except tuf_exc.ExpiredMetadataError:
+        except tuf_exc.ExpiredMetadataError as e:
             raise VerificationError(
-                f"{cfg.name}: {_expired_message(up._trusted_set, ref)} (freeze attack or a "
+                f"{cfg.name}: {_expired_message(up, e, ref)} (freeze attack or a "
                 "publisher who stopped signing)",
                 "ask the publisher to re-sign; --clock-skew tolerates small clock differences",
             ) from None
@@ -506,7 +534,7 @@ def _update_from(
             raise translate_download_error(e) from None
         except (ValueError, TypeError, KeyError) as e:  # python-tuf: bad bootstrap etc.
             raise VerificationError(f"{cfg.name}: metadata refused: {_short(e)}") from None
-        trusted = up._trusted_set
+        trusted = _Verified(meta_dir)
         # (3) rollback across cache loss, and apt's release-info change
         new_versions = {r: trusted[r].version for r in ("root", "timestamp", "snapshot", "targets")}
         for role, v in new_versions.items():
@@ -721,7 +749,8 @@ def make_updater(
         bootstrap=root_bytes,
     )
     if reference_time is not None:
-        up._trusted_set.reference_time = reference_time  # (1) one reference time per run
+        # (1) one reference time per run; python-tuf 7 has no public way to set it
+        up._trusted_set.reference_time = reference_time
     return up
 
 
