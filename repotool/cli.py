@@ -113,9 +113,11 @@ def _limits() -> Any:
     from repotool.transport import Limits
 
     if STATE.timeout is None:
-        return Limits()
+        return Limits().started()  # one time bound for the whole command
     t = STATE.timeout
-    return Limits(connect_timeout=min(10.0, t), read_timeout=min(15.0, t), download_deadline=t)
+    # the allowance every download gets before the rate floor applies (repotool/limits.py)
+    return Limits(connect_timeout=min(10.0, t), read_timeout=min(15.0, t),
+                  allowance=t).started()
 
 
 def _duration(text: str | None, option: str) -> int | None:
@@ -145,7 +147,8 @@ def _global(
         "--home", help="Client state directory (default: $REPOTOOL_HOME, else the "
         "platform's per-user data directory).", show_default=False)] = None,
     timeout: Annotated[float | None, typer.Option(
-        "--timeout", min=0.1, help="Deadline in seconds for any single download.",
+        "--timeout", min=0.1, help="Seconds any download may take before it must "
+        "keep up a minimum rate (and the connect/read timeout cap).",
         show_default=False)] = None,
     version: Annotated[bool, typer.Option(
         "--version", callback=_version_cb, is_eager=True, help="Show the version.")] = False,
@@ -558,7 +561,7 @@ def source_add(
         clock_skew=skew,
     )
     trusted = add_source(home, cfg, key_ids=ids, root_file=root, ca_cert=ca_cert,
-                         limits=_limits())
+                         limits=_limits(), report=lambda m: _err(f"warning: {m}"))
     sys.stdout.write(f"added source {name!r}: repository {cfg.repo_name!r} at {cfg.url}\n")
     sys.stdout.write(f"trusted root keys (threshold {trusted.roles['root'].threshold}):\n")
     for k in sorted(trusted.roles["root"].keyids):

@@ -17,7 +17,8 @@
 Step 0, before all of these, is the no-change fast path (see ``_unchanged``).
 
 Mirrors: steps 1–4 run against the primary URL, then each mirror in turn, each from
-the trusted state; a failing one is reported by URL and the next is tried.
+the trusted state; a failing one is reported by URL and the next is tried. ``source add``
+does the same for the first root: fetched *and* verified at one location, else the next.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from repotool.errors import (
     DownloadError,
@@ -43,9 +45,13 @@ from repotool.errors import (
     VerificationError,
 )
 from repotool.home import Home, SourceConfig
+from repotool.limits import Limits
 from repotool.state import SourceView, keyring_state, load_view, read_cached
 from repotool.storage import atomic_write, fsync_dir
-from repotool.transport import Fetcher, Limits, translate_download_error
+
+if TYPE_CHECKING:
+    from repotool.probe import Probe
+    from repotool.transport import Fetcher
 
 __all__ = [
     "SourceView",
@@ -82,22 +88,93 @@ def _short(e: BaseException) -> str:
     return (str(e).splitlines() or [type(e).__name__])[0][:200]
 
 
-def _fetch_first_root(cfg: SourceConfig, fetcher: Fetcher) -> tuple[bytes, str]:
-    """Fetch ``metadata/1.root.json`` from the first location that serves it."""
-    errors = []
-    lied = False
+def _first_root(
+    cfg: SourceConfig, fetcher: Fetcher, key_ids: list[str],
+    report: Callable[[str], None] | None,
+) -> tuple[bytes, Any, str]:
+    """``metadata/1.root.json`` fetched and verified (:func:`_check_root`) at the first
+    location that serves a good one: a location that fails or lies is recorded as
+    ``URL: why`` and the next is tried; the failures are passed to ``report`` when a
+    later location served the root.
+
+    Raises:
+        VerificationError: every location failed and at least one lied (exit 3).
+        DownloadError: every location was unreachable or answered with an error.
+    """
+    from repotool.transport import translate_download_error
+
+    failures: list[tuple[str, RepotoolError]] = []
     for url in cfg.urls:
         full = f"{url}metadata/1.root.json"
         try:
-            return fetcher.download_bytes(full, root_max_length), full
-        except Exception as e:
-            err = translate_download_error(e, full)
-            lied = lied or isinstance(err, VerificationError)  # e.g. endless data
-            errors.append(str(err))
+            try:
+                data = fetcher.download_bytes(full, root_max_length)
+            except Exception as e:
+                err = translate_download_error(e, full)
+                raise err if isinstance(err, RepotoolError) else DownloadError(
+                    f"{full}: {_short(err)}") from None
+            md = _check_root(data, full, key_ids)
+        except RepotoolError as e:
+            failures.append((full, e))
+            continue
+        if report is not None:
+            for u, err in failures:
+                report(f"location failed, next one used: {_where(u, err)}")
+        return data, md, full
+    if len(failures) == 1:
+        only = failures[0][1]
+        hint = only.hint or "check the URL; it must be the repository directory holding metadata/"
+        raise type(only)(_where(*failures[0]), hint)
+    lied = any(isinstance(e, VerificationError) for _, e in failures)
     raise (VerificationError if lied else DownloadError)(
-        "could not fetch the repository's first root: " + "; ".join(errors),
-        "check the URL; it must be the repository directory holding metadata/",
+        "could not get the repository's first root from any location: "
+        + "; ".join(_where(u, e) for u, e in failures),
+        "check the URLs; each must be the repository directory holding metadata/",
     )
+
+
+def _where(url: str, e: RepotoolError) -> str:
+    """``URL: message``, without repeating a URL the message already names."""
+    return e.message if e.message.startswith(url) else f"{url}: {e.message}"
+
+
+def _check_root(data: bytes, origin: str, key_ids: list[str]) -> Any:
+    """The root in ``data`` (``Metadata[Root]``) if it meets its own threshold and, with
+    ``key_ids``, lists each as a root key and carries a valid signature by each.
+
+    Raises:
+        FormatError: not a root.
+        VerificationError: the signatures do not hold.
+    """
+    md = _parse_root(data, origin)
+    root = md.signed
+    try:
+        root.verify_delegate("root", md.signed_bytes, md.signatures)
+    except Exception as e:
+        raise VerificationError(f"{origin}: root is not signed by its own threshold: {e}") \
+            from None
+    if key_ids:
+        from securesystemslib.exceptions import UnverifiedSignatureError
+
+        root_keys = set(root.roles["root"].keyids)
+        for kid in key_ids:
+            if kid not in root_keys:
+                raise VerificationError(
+                    f"{origin}: key {kid} is not a root key of the repository's first root",
+                    "check the key or fingerprint the publisher gave you; after a root "
+                    "key rotation, add it with the original key or with --root ROOT.json",
+                )
+            sig = md.signatures.get(kid)
+            try:
+                if sig is None:
+                    raise UnverifiedSignatureError("missing")
+                root.get_key(kid).verify_signature(sig, md.signed_bytes)
+            except UnverifiedSignatureError:
+                raise VerificationError(
+                    f"{origin}: the repository's root carries no valid signature by key "
+                    f"{kid}"
+                ) from None
+    return md
 
 
 def add_source(
@@ -108,6 +185,7 @@ def add_source(
     root_file: Path | None,
     ca_cert: Path | None,
     limits: Limits,
+    report: Callable[[str], None] | None = None,
 ) -> Any:
     """Bootstrap a source's keyring and save it; returns the trusted root (``Root``).
 
@@ -141,48 +219,21 @@ def add_source(
                 root_bytes = root_file.read_bytes()
             except OSError as e:
                 raise UserError(f"cannot read {str(root_file)!r}: {e.strerror}") from None
-            origin = str(root_file)
+            try:
+                md = _check_root(root_bytes, str(root_file), key_ids)
+            except FormatError as e:
+                raise UserError(e.message, "give the root.json the publisher gave you") \
+                    from None
         else:
+            from repotool.transport import Fetcher
+
             with tempfile.NamedTemporaryFile(suffix=".pem") as tmp:
                 if ca_bytes:
                     tmp.write(ca_bytes)
                     tmp.flush()
                 fetcher = Fetcher(limits, tmp.name if ca_bytes else None)
-                root_bytes, origin = _fetch_first_root(cfg, fetcher)
-        try:
-            md = _parse_root(root_bytes, origin)
-        except FormatError as e:
-            if root_file is None:
-                raise  # the repository served it: a refusal (exit 3)
-            raise UserError(e.message, "give the root.json the publisher gave you") from None
+                root_bytes, md, _origin = _first_root(cfg, fetcher, key_ids, report)
         root = md.signed
-        try:
-            root.verify_delegate("root", md.signed_bytes, md.signatures)
-        except Exception as e:
-            raise VerificationError(
-                f"{origin}: root is not signed by its own threshold: {e}"
-            ) from None
-        if key_ids:
-            from securesystemslib.exceptions import UnverifiedSignatureError
-
-            root_keys = set(root.roles["root"].keyids)
-            for kid in key_ids:
-                if kid not in root_keys:
-                    raise VerificationError(
-                        f"key {kid} is not a root key of the repository's first root at "
-                        f"{cfg.url}",
-                        "check the key or fingerprint the publisher gave you; after a root "
-                        "key rotation, add it with the original key or with --root ROOT.json",
-                    )
-                sig = md.signatures.get(kid)
-                try:
-                    if sig is None:
-                        raise UnverifiedSignatureError("missing")
-                    root.get_key(kid).verify_signature(sig, md.signed_bytes)
-                except UnverifiedSignatureError:
-                    raise VerificationError(
-                        f"the repository's root carries no valid signature by key {kid}"
-                    ) from None
         repo_name = _repo_name(root)
         cfg.repo_name = repo_name
         cfg.trusted_keys = sorted(root.roles["root"].keyids)
@@ -301,16 +352,22 @@ def _update_source(
     cache.mkdir(parents=True, exist_ok=True)
     root_bytes, marks = _read_keyring(keyring, cfg.name)
     view = load_view(home, cfg)
-    fetcher = Fetcher(limits, home.ca_cert(cfg))
     ref = now - timedelta(seconds=cfg.clock_skew)
-    if view is not None and _unchanged(cfg, keyring_state(home, cfg.name), fetcher, ref):
-        res.changed = False
-        res.versions = dict(marks)
-        res.projects = len(view.projects)
-        res.mirror = cfg.url
-        res.files_fetched = fetcher.files_fetched
-        res.bytes_fetched = fetcher.bytes_fetched
-        return
+    if view is not None:
+        from repotool.probe import Probe
+
+        probe = Probe(limits, home.ca_cert(cfg))
+        if _unchanged(cfg, keyring_state(home, cfg.name), probe, ref):
+            res.changed = False
+            res.versions = dict(marks)
+            res.projects = len(view.projects)
+            res.mirror = cfg.url
+            res.files_fetched = probe.files_fetched
+            res.bytes_fetched = probe.bytes_fetched
+            return
+    from repotool.transport import Fetcher
+
+    fetcher = Fetcher(limits, home.ca_cert(cfg))
     worst: RepotoolError | None = None
     for url in cfg.urls:
         try:
@@ -335,7 +392,7 @@ def _update_source(
 timestamp_max_length = 16 * 1024  # bytes, as python-tuf's default
 
 
-def _unchanged(cfg: SourceConfig, state: dict[str, Any], fetcher: Fetcher, ref: datetime) -> bool:
+def _unchanged(cfg: SourceConfig, state: dict[str, Any], probe: Probe, ref: datetime) -> bool:
     """(0) The no-change fast path: two small requests, nothing re-parsed (SPEC §5).
 
     True only when the primary location serves, byte for byte, the timestamp the keyring
@@ -358,13 +415,12 @@ def _unchanged(cfg: SourceConfig, state: dict[str, Any], fetcher: Fetcher, ref: 
         if any(datetime.fromisoformat(str(v)) <= ref for v in expires.values()):
             return False
         try:
-            fetcher.lean_bytes(f"{cfg.url}metadata/{versions['root'] + 1}.root.json",
-                               root_max_length)
+            probe.get(f"{cfg.url}metadata/{versions['root'] + 1}.root.json", root_max_length)
             return False  # a new root: the full path verifies the chain
         except tuf_exc.DownloadHTTPError as e:
             if e.status_code not in (403, 404):
                 return False
-        data = fetcher.lean_bytes(f"{cfg.url}metadata/timestamp.json", timestamp_max_length)
+        data = probe.get(f"{cfg.url}metadata/timestamp.json", timestamp_max_length)
     except Exception:  # the full path fetches again and reports it
         return False
     return hmac.compare_digest(hashlib.sha256(data).hexdigest(), digest)
@@ -395,7 +451,35 @@ def _read_keyring(keyring: Path, name: str) -> tuple[bytes, dict[str, int]]:
     return root_bytes, marks
 
 
-def _expired_message(trusted: Any, ref: datetime) -> str:
+class _Verified:
+    """The top-level metadata python-tuf verified, read back from the files its
+    ``Updater`` persisted in ``meta_dir`` after verifying each (the Updater's public
+    output) rather than from its private trusted set."""
+
+    def __init__(self, meta_dir: Path) -> None:
+        from tuf.api.metadata import Metadata
+
+        self._roles = {role: Metadata.from_bytes((meta_dir / f"{role}.json").read_bytes()).signed
+                       for role in ("root", "timestamp", "snapshot", "targets")}
+
+    def __getitem__(self, role: str) -> Any:
+        return self._roles[role]
+
+    @property
+    def root(self) -> Any:
+        return self._roles["root"]
+
+    @property
+    def targets(self) -> Any:
+        return self._roles["targets"]
+
+
+def _expired_message(up: Any, e: Exception, ref: datetime) -> str:
+    """Which role expired and since when. The expired file is not persisted, so its date
+    is only in python-tuf's private trusted set; without it, python-tuf's own words."""
+    trusted = getattr(up, "_trusted_set", None)
+    if trusted is None:
+        return f"metadata expired ({_short(e)})"
     for role in ("root", "timestamp", "snapshot", "targets"):
         try:
             md = trusted[role]
@@ -420,6 +504,8 @@ def _update_from(
 ) -> None:
     from tuf.api import exceptions as tuf_exc
 
+    from repotool.transport import translate_download_error
+
     cache = home.cache(cfg.name)
     work = Path(tempfile.mkdtemp(prefix="gen-", dir=cache))
     try:
@@ -433,9 +519,9 @@ def _update_from(
         try:
             up = make_updater(meta_dir, f"{url}metadata/", url, root_bytes, fetcher, ref)
             up.refresh()  # (2)
-        except tuf_exc.ExpiredMetadataError:
+        except tuf_exc.ExpiredMetadataError as e:
             raise VerificationError(
-                f"{cfg.name}: {_expired_message(up._trusted_set, ref)} (freeze attack or a "
+                f"{cfg.name}: {_expired_message(up, e, ref)} (freeze attack or a "
                 "publisher who stopped signing)",
                 "ask the publisher to re-sign; --clock-skew tolerates small clock differences",
             ) from None
@@ -448,7 +534,7 @@ def _update_from(
             raise translate_download_error(e) from None
         except (ValueError, TypeError, KeyError) as e:  # python-tuf: bad bootstrap etc.
             raise VerificationError(f"{cfg.name}: metadata refused: {_short(e)}") from None
-        trusted = up._trusted_set
+        trusted = _Verified(meta_dir)
         # (3) rollback across cache loss, and apt's release-info change
         new_versions = {r: trusted[r].version for r in ("root", "timestamp", "snapshot", "targets")}
         for role, v in new_versions.items():
@@ -478,6 +564,12 @@ def _update_from(
             # both become file and URL names: exactly hex, nothing a path could climb with
             if not (isinstance(sha, str) and _HEX64.fullmatch(sha) and _HEX2.fullmatch(sid)):
                 raise FormatError(f"{cfg.name}: index entry {path!r} is malformed")
+            if tf.length > fetcher.limits.shard_max_length:  # endless data, signed
+                raise VerificationError(
+                    f"{cfg.name}: index shard {path} declares {tf.length} bytes, more than "
+                    f"the {fetcher.limits.shard_max_length} a shard may have (endless data)",
+                    "a shard this large is refused before it is fetched; ask the publisher",
+                )
             meta = {"sha256": sha, "length": tf.length}
             shards[sid] = meta
             if view is not None and view.shards.get(sid) == meta:
@@ -546,7 +638,9 @@ def _fetch_shards(
     source: str, url: str, todo: list[tuple[str, str, Any, Path]], fetcher: Fetcher
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Verify (length, sha256) and summarize each shard in ``todo``, from the cache when
-    a copy with the signed hash is there, else from ``url``; store fetched ones.
+    a copy with the signed hash is there, else from ``url``: streamed into a temporary
+    file in the shard cache while hashed (never more than its signed length, which the
+    caller capped), then moved into place.
 
     Raises:
         VerificationError: a shard does not match its signed hash, or is malformed.
@@ -554,29 +648,33 @@ def _fetch_shards(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from tuf.api import exceptions as tuf_exc
-
     from repotool.format.index import summarize
     from repotool.layout import hashed_name
 
     def one(item: tuple[str, str, Any, Path]) -> tuple[str, dict[str, dict[str, Any]]]:
         sid, path, tf, target = item
-        sha = tf.hashes["sha256"]
-        data = read_cached(target, {"sha256": sha, "length": tf.length})
+        meta = {"sha256": tf.hashes["sha256"], "length": tf.length}
+        data = read_cached(target, meta)
         if data is None:
-            furl = url + hashed_name(path, sha)
+            furl = url + hashed_name(path, meta["sha256"])
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
             try:
-                data = fetcher.download_bytes(furl, tf.length)
-                tf.verify_length_and_hashes(data)
-            except tuf_exc.LengthOrHashMismatchError:
+                # no fsync: the file is content-addressed and re-hashed on every read
+                with os.fdopen(fd, "wb") as out:
+                    fetcher.download_verified(furl, out, tf.length, meta["sha256"])
+                os.replace(tmp, target)
+            except VerificationError as e:
                 raise VerificationError(
-                    f"{source}: index shard {path} does not match its signed hash "
-                    f"(mix-and-match or tampering) at {furl}"
+                    f"{source}: index shard {path} does not match its signed hash or length "
+                    f"(mix-and-match or tampering): {e.message}"
                 ) from None
-            except tuf_exc.DownloadError as e:
-                raise translate_download_error(e, furl) from None
-            # no fsync: the file is content-addressed and re-hashed on every read
-            atomic_write(target, data, sync_dir=False, fsync=False)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+            data = read_cached(target, meta)
+            if data is None:
+                raise VerificationError(
+                    f"{source}: index shard {path} changed in the cache once verified")
         return sid, summarize(data, sid)
 
     if len(todo) <= 1:
@@ -646,12 +744,13 @@ def make_updater(
 
     cap = fetcher.limits.metadata_max_length
     up = Updater(
-        str(meta_dir), metadata_url, None, target_url, fetcher.as_tuf(),
+        str(meta_dir), metadata_url, None, target_url, fetcher,
         UpdaterConfig(snapshot_max_length=cap, targets_max_length=cap),
         bootstrap=root_bytes,
     )
     if reference_time is not None:
-        up._trusted_set.reference_time = reference_time  # (1) one reference time per run
+        # (1) one reference time per run; python-tuf 7 has no public way to set it
+        up._trusted_set.reference_time = reference_time
     return up
 
 

@@ -96,13 +96,14 @@ def _update(home: object, as_json: bool) -> int:
     from repotool.client import update
     from repotool.errors import UserError
     from repotool.home import Home
+    from repotool.limits import Limits
     from repotool.render import print_update
-    from repotool.transport import Limits
 
     assert isinstance(home, Home)
     if not home.sources():
         raise UserError("no sources", "add one with 'repotool source add NAME URL --key PUB'")
-    return print_update(update(home, None, now=datetime.now(UTC), limits=Limits()), as_json)
+    limits = Limits().started()  # one time bound for the whole command
+    return print_update(update(home, None, now=datetime.now(UTC), limits=limits), as_json)
 
 
 def main() -> None:

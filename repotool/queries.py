@@ -265,6 +265,11 @@ def cached_file(
         if hash_file(dest) == (entry.sha256, entry.size):
             return Path(dest)
         dest.unlink()
+    cap = limits.file_max_length
+    if entry.size > cap:  # endless data, signed: refused unfetched
+        raise VerificationError(
+            f"{entry.filename} from source {view.cfg.name!r}: the signed index declares "
+            f"{entry.size} bytes, more than the {cap} a file may have")
     files.mkdir(parents=True, exist_ok=True)
     fetcher = Fetcher(limits, home.ca_cert(view.cfg))
     path = hashed_name(dist_target_path(project, entry.filename), entry.sha256)

@@ -46,16 +46,13 @@ def safe_name(name: str) -> bool:
 
 
 def hash_file(path: Path) -> tuple[str, int]:
-    """sha256 (hex) and size of a file, read in 1 MiB chunks (memory stays flat)."""
+    """sha256 (hex) and size of a file (``hashlib.file_digest``: memory stays flat).
+    The size is the number of bytes hashed, read from the position the hashing ended."""
     import hashlib
 
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1024 * 1024):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
+    with open(path, "rb", buffering=0) as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+        return digest, f.tell()
 
 
 def fsync_dir(path: Path) -> None:

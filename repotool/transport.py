@@ -1,14 +1,22 @@
-"""Transport: one fetcher interface over paths, file://, http:// and https://.
+"""Transport: one fetcher over paths, file://, http:// and https://.
 
-Every fetcher is a python-tuf ``FetcherInterface`` (only ``_fetch`` is ours), so the
-TUF workflow, repotool's shard and file downloads, and the conformance adapter all go
-through the same code, with the same limits:
+Every fetcher is a python-tuf ``FetcherInterface`` (``tuf.ngclient.fetcher``; only
+``_fetch`` and the bounded downloads are ours), so the TUF workflow, repotool's shard
+and file downloads, and the conformance adapter all go through the same code, with the
+same limits (repotool/limits.py):
 
-* a length cap on every download (python-tuf's ``download_bytes``/``download_file``
-  raise as soon as one byte more than the signed length arrives);
+* a length cap on every download: the signed length, or a fixed cap where none is
+  signed, and a configured cap above any signed length (``Limits.*_max_length``);
 * connect and read timeouts on every socket operation;
-* an overall deadline per download, checked between reads that return whatever
-  bytes have arrived (``read1``), so a server dripping one byte a second is cut off.
+* a rate floor and a deadline per download that grow with its declared length, and one
+  bound for the whole command, checked as bytes arrive (``read1`` returns whatever has
+  arrived), so a server dripping one byte a second is cut off after the allowance;
+* HTTP: a connection that fails is retried (urllib3 ``Retry``, twice, short backoff),
+  and a 502/503/504 answer twice after closing — never draining — its body; a body
+  already streaming is never retried.
+
+Importing this module imports python-tuf's client and urllib3; the no-change update
+uses repotool/probe.py instead.
 
 Transport is never trusted: TLS only adds privacy. ``ca_cert`` adds a CA for one
 source; otherwise requests uses the system CAs or ``REQUESTS_CA_BUNDLE``.
@@ -20,37 +28,34 @@ import contextlib
 import hashlib
 import hmac
 import os
-import stat
 import tempfile
 import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from tuf.api import exceptions as tuf_exc
+from tuf.ngclient.fetcher import FetcherInterface
 
 from repotool.errors import DownloadError, UsageError, VerificationError
+from repotool.limits import Limits
+from repotool.probe import bounded, check_command_time, chunk_size, open_file_url
 
 if TYPE_CHECKING:
     import requests
 
 __all__ = [
+    "Fetcher",
     "Limits",
     "normalize_url",
+    "translate_download_error",
 ]
 
-chunk_size = 64 * 1024  # bytes per read
-
-
-@dataclass(frozen=True)
-class Limits:
-    connect_timeout: float = 10.0  # seconds to establish a connection
-    read_timeout: float = 15.0  # seconds with no byte received
-    download_deadline: float = 300.0  # seconds for one whole download
-    metadata_max_length: int = 16 * 1024 * 1024  # bytes, for metadata of unknown length
+retry_statuses = (502, 503, 504)  # answered by a proxy or an overloaded server
+status_retries = 2  # further attempts after such an answer
+retry_backoff = 0.25  # seconds before the first retry, doubled each time
 
 
 def normalize_url(text: str) -> str:
@@ -88,40 +93,27 @@ def normalize_url(text: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
-class _BaseFetcher:
-    """python-tuf's fetcher contract (``fetch``, ``download_bytes``, ``download_file``,
-    raising ``tuf.api.exceptions`` download errors), plus a streaming download-with-hash.
+class _BaseFetcher(FetcherInterface):
+    """python-tuf's fetcher contract, with every download bounded in length and time,
+    plus a streaming download-with-hash. Only ``_fetch`` differs by transport."""
 
-    It does not subclass ``tuf.ngclient.FetcherInterface``: importing ``tuf.ngclient``
-    pulls in the updater and urllib3, which commands that never verify metadata (and the
-    no-change update) do not need. Only ``_fetch`` differs by transport.
-    """
-
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, end: float | None = None) -> None:
         self.limits = limits
+        self.end = limits.command_end() if end is None else end  # the command's bound
         self.bytes_fetched = 0
         self.files_fetched = 0
         self.last_url: str | None = None  # names the file an error is about
 
-    def _fetch(self, url: str) -> Iterator[bytes]:
-        raise NotImplementedError
-
-    def as_tuf(self) -> Any:
-        """This fetcher, typed for python-tuf's ``Updater(fetcher=...)`` (duck-typed)."""
-        return self
-
-    def fetch(self, url: str) -> Iterator[bytes]:
-        try:
-            return self._fetch(url)
-        except tuf_exc.DownloadError:
-            raise
-        except Exception as e:
-            raise tuf_exc.DownloadError(f"Failed to download {url}") from e
+    def _bounded(self, url: str, declared: int) -> Iterator[bytes]:
+        """``fetch(url)`` within the time limits for ``declared`` bytes."""
+        check_command_time(url, self.limits, self.end)
+        start = time.monotonic()
+        return bounded(self.fetch(url), url, self.limits, declared, start, self.end)
 
     def download_bytes(self, url: str, max_length: int) -> bytes:
         """The whole body, refused as soon as it exceeds ``max_length`` bytes."""
         buf = bytearray()
-        for chunk in self.fetch(url):
+        for chunk in self._bounded(url, max_length):
             if len(buf) + len(chunk) > max_length:
                 raise tuf_exc.DownloadLengthMismatchError(
                     f"Downloaded more than the maximum allowed length of {max_length}"
@@ -134,7 +126,7 @@ class _BaseFetcher:
         """Like python-tuf's: a temporary file holding at most ``max_length`` bytes."""
         received = 0
         with tempfile.TemporaryFile() as f:
-            for chunk in self.fetch(url):
+            for chunk in self._bounded(url, max_length):
                 received += len(chunk)
                 if received > max_length:
                     raise tuf_exc.DownloadLengthMismatchError(
@@ -152,12 +144,12 @@ class _BaseFetcher:
 
         Raises:
             VerificationError: size or hash differ from the signed ones.
-            DownloadError: transport failure.
+            DownloadError: transport failure, slow retrieval.
         """
         h = hashlib.sha256()
         received = 0
         try:
-            for chunk in self.fetch(url):
+            for chunk in self._bounded(url, length):
                 received += len(chunk)
                 if received > length:
                     raise VerificationError(
@@ -177,41 +169,21 @@ class FileFetcher(_BaseFetcher):
     """``file://`` URLs: the same limits as HTTP, bar the sockets."""
 
     def _fetch(self, url: str) -> Iterator[bytes]:
-        parsed = urllib.parse.urlsplit(url)
-        # decode segment by segment: a name from remote metadata such as "..%2Fx" must
-        # never climb out of the repository directory
-        segments = [urllib.parse.unquote(seg) for seg in parsed.path.split("/")]
-        if any("/" in seg or seg in (".", "..") for seg in segments):
-            raise tuf_exc.DownloadHTTPError(f"{url}: unsafe path", 404)
-        path = "/".join(segments)
-        try:
-            # O_NONBLOCK: opening a FIFO planted in the tree must not block forever
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        except FileNotFoundError:
-            raise tuf_exc.DownloadHTTPError(f"{url} not found", 404) from None
-        except IsADirectoryError:
-            raise tuf_exc.DownloadHTTPError(f"{url} is a directory", 404) from None
-        except PermissionError:
-            raise tuf_exc.DownloadHTTPError(f"{url}: permission denied", 403) from None
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a directory, FIFO, device, socket
-            os.close(fd)
-            raise tuf_exc.DownloadHTTPError(f"{url} is not a regular file", 404)
-        return self._chunks(os.fdopen(fd, "rb"))
+        return self._chunks(open_file_url(url))
 
-    def _chunks(self, f: IO[bytes]) -> Iterator[bytes]:
-        deadline = time.monotonic() + self.limits.download_deadline
+    @staticmethod
+    def _chunks(f: IO[bytes]) -> Iterator[bytes]:
         with f:
             while chunk := f.read(chunk_size):
                 yield chunk
-                if time.monotonic() > deadline:
-                    raise tuf_exc.SlowRetrievalError("download took too long")
 
 
 class RequestsFetcher(_BaseFetcher):
-    """HTTP(S) with one ``requests.Session`` per (scheme, host)."""
+    """HTTP(S) with one ``requests.Session`` per (thread, scheme, host)."""
 
-    def __init__(self, limits: Limits, ca_cert: str | None = None) -> None:
-        super().__init__(limits)
+    def __init__(self, limits: Limits, ca_cert: str | None = None,
+                 end: float | None = None) -> None:
+        super().__init__(limits, end)
         self.ca_cert = ca_cert
         # per (thread, scheme, host): shards are fetched by a few threads at once, and a
         # requests.Session is not documented as thread-safe
@@ -219,6 +191,8 @@ class RequestsFetcher(_BaseFetcher):
 
     def _session(self, url: str) -> requests.Session:
         import requests
+        from requests.adapters import HTTPAdapter
+        from urllib3.util.retry import Retry
 
         parsed = urllib.parse.urlsplit(url)
         key = (threading.get_ident(), parsed.scheme, parsed.netloc)
@@ -228,14 +202,34 @@ class RequestsFetcher(_BaseFetcher):
             s.headers["Accept-Encoding"] = "identity"
             if self.ca_cert:
                 s.verify = self.ca_cert
+            # connection failures only: urllib3 would drain the body of a retried status
+            # answer, which a hostile server can make endless (those are retried below)
+            retry = Retry(total=2, connect=2, read=0, status=0, other=0, redirect=None,
+                          backoff_factor=retry_backoff, backoff_max=2.0,
+                          respect_retry_after_header=False, raise_on_status=False)
+            adapter = HTTPAdapter(max_retries=retry)
+            s.mount("http://", adapter)
+            s.mount("https://", adapter)
             self._sessions[key] = s
         return self._sessions[key]
 
     def _fetch(self, url: str) -> Iterator[bytes]:
+        for attempt in range(status_retries + 1):
+            resp = self._get(url)
+            if resp.status_code == 200:
+                return self._chunks(resp)
+            resp.close()  # closes the connection: the body is never read
+            if resp.status_code not in retry_statuses or attempt == status_retries:
+                break
+            check_command_time(url, self.limits, self.end)
+            time.sleep(retry_backoff * 2**attempt)
+        raise tuf_exc.DownloadHTTPError(f"HTTP {resp.status_code} for {url}", resp.status_code)
+
+    def _get(self, url: str) -> Any:
         import requests
 
         try:
-            resp = self._session(url).get(
+            return self._session(url).get(
                 url,
                 # per request: requests lets REQUESTS_CA_BUNDLE override Session.verify
                 verify=self.ca_cert if self.ca_cert else True,
@@ -246,33 +240,25 @@ class RequestsFetcher(_BaseFetcher):
         except requests.exceptions.SSLError as e:
             raise tuf_exc.DownloadError(f"TLS failure for {url}: {_reason(e)}") from None
         except requests.exceptions.Timeout:
-            raise tuf_exc.SlowRetrievalError(f"{url} timed out") from None
+            raise tuf_exc.SlowRetrievalError(
+                f"{url}: slow retrieval: timed out (no answer within "
+                f"{self.limits.read_timeout:g} s)") from None
         except requests.exceptions.RequestException as e:
             raise tuf_exc.DownloadError(f"cannot reach {url}: {_reason(e)}") from None
-        if resp.status_code != 200:
-            resp.close()
-            raise tuf_exc.DownloadHTTPError(f"HTTP {resp.status_code} for {url}", resp.status_code)
-        return self._chunks(resp)
 
     def _chunks(self, resp: Any) -> Iterator[bytes]:
         import requests
         import urllib3
 
-        deadline = time.monotonic() + self.limits.download_deadline
         try:
             raw = resp.raw
-            while True:
-                if time.monotonic() > deadline:
-                    raise tuf_exc.SlowRetrievalError(
-                        f"{resp.url}: download exceeded {self.limits.download_deadline:g} s"
-                    )
-                chunk = raw.read1(chunk_size)
-                if not chunk:
-                    break
+            while chunk := raw.read1(chunk_size):
                 yield chunk
         except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError) as e:
             if "timed out" in str(e).lower():
-                raise tuf_exc.SlowRetrievalError(f"{resp.url}: read timed out") from None
+                raise tuf_exc.SlowRetrievalError(
+                    f"{resp.url}: slow retrieval: read timed out (no byte for "
+                    f"{self.limits.read_timeout:g} s)") from None
             raise tuf_exc.DownloadError(f"{resp.url}: {_reason(e)}") from None
         finally:
             resp.close()
@@ -287,12 +273,12 @@ def _reason(e: BaseException) -> str:
 
 
 class Fetcher(_BaseFetcher):
-    """Dispatches by scheme; the one fetcher a source uses."""
+    """Dispatches by scheme; the one fetcher a source uses (and python-tuf's Updater)."""
 
     def __init__(self, limits: Limits | None = None, ca_cert: str | None = None) -> None:
         super().__init__(limits or Limits())
-        self._file = FileFetcher(self.limits)
-        self._http = RequestsFetcher(self.limits, ca_cert)
+        self._file = FileFetcher(self.limits, self.end)
+        self._http = RequestsFetcher(self.limits, ca_cert, self.end)
 
     def _fetch(self, url: str) -> Iterator[bytes]:
         self.last_url = url
@@ -303,63 +289,15 @@ class Fetcher(_BaseFetcher):
         raise tuf_exc.DownloadError(f"unsupported URL {url!r}")
 
     def _count(self, it: Iterator[bytes]) -> Iterator[bytes]:
-        for chunk in it:
-            self.bytes_fetched += len(chunk)
-            yield chunk
-        self.files_fetched += 1
-
-
-    def lean_bytes(self, url: str, max_length: int) -> bytes:
-        """A small download without importing requests/urllib3 (~55 ms of start-up):
-        for the no-change update's probes, whose bytes are compared against digests the
-        keyring holds, so TLS details cannot change what is trusted. With a proxy
-        configured in the environment, requests (which honours it) is used instead.
-
-        Raises:
-            tuf.api.exceptions.DownloadHTTPError: a status other than 200.
-            tuf.api.exceptions.DownloadError: anything else; the caller falls back.
-        """
-        proxied = any(os.environ.get(v) for v in (
-            "http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"))
-        if not url.startswith(("http://", "https://")) or proxied:
-            return self.download_bytes(url, max_length)
-        import http.client
-
-        self.last_url = url
-        p = urllib.parse.urlsplit(url)
-        timeout = min(self.limits.read_timeout, self.limits.download_deadline)
-        conn: http.client.HTTPConnection
-        if p.scheme == "https":
-            import ssl
-
-            cafile = self._http.ca_cert or os.environ.get("REQUESTS_CA_BUNDLE") or None
-            ctx = ssl.create_default_context(cafile=cafile)
-            conn = http.client.HTTPSConnection(p.hostname or "", p.port, timeout=timeout,
-                                               context=ctx)
-        else:
-            conn = http.client.HTTPConnection(p.hostname or "", p.port, timeout=timeout)
-        deadline = time.monotonic() + self.limits.download_deadline
         try:
-            conn.request("GET", p.path or "/",
-                         headers={"User-Agent": "repotool", "Accept-Encoding": "identity"})
-            resp = conn.getresponse()
-            if resp.status != 200:
-                raise tuf_exc.DownloadHTTPError(f"HTTP {resp.status} for {url}", resp.status)
-            buf = bytearray()
-            while chunk := resp.read1(chunk_size):
-                buf += chunk
-                if len(buf) > max_length:
-                    raise tuf_exc.DownloadLengthMismatchError(
-                        f"Downloaded more than the maximum allowed length of {max_length}")
-                if time.monotonic() > deadline:
-                    raise tuf_exc.SlowRetrievalError(f"{url}: download took too long")
-        except (OSError, http.client.HTTPException) as e:
-            raise tuf_exc.DownloadError(f"cannot reach {url}: {e}") from None
+            for chunk in it:
+                self.bytes_fetched += len(chunk)
+                yield chunk
         finally:
-            conn.close()
-        self.bytes_fetched += len(buf)
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
         self.files_fetched += 1
-        return bytes(buf)
 
 
 def translate_download_error(e: Exception, url: str | None = None) -> Exception:

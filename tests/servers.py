@@ -35,6 +35,11 @@ Exact matches win over suffix/regex matches.
     slow.add(key)             drip the body, then spaces, 1 byte per
                               ``slow_interval`` seconds (default 1.0), forever
     drop.add(key)             send full headers, half the body, then close
+    flaky[key] = n            answer the first n matching requests with 503
+                              (then serve normally); decremented per request
+
+A ``status`` answer whose key is also in ``endless`` streams zeros forever after its
+headers (a hostile 503 whose body never ends).
 
 Files are read from disk on every request, so tests may mutate the directory
 between requests.  Directory requests serve ``index.html``; when the Accept
@@ -246,6 +251,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.sleep(delay)
 
         status = _lookup(owner.status, path)
+        if status is None:
+            status = owner.take_flaky(path)
+        if status is not None and _in(owner.endless, path):
+            self._endless(b"", "text/plain", path, head=head, status=status)
+            return
         if status is not None:
             body = _lookup(owner.override, path)
             if body is None:
@@ -376,9 +386,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         self._hard_close()
 
-    def _endless(self, body: bytes, content_type: str, path: str, *, head: bool) -> None:
+    def _endless(self, body: bytes, content_type: str, path: str, *, head: bool,
+                 status: int = 200) -> None:
         self.close_connection = True
-        self._headers(200, content_type, path, None)
+        self._headers(status, content_type, path, None)
         if head:
             return
         self.wfile.write(body)
@@ -536,6 +547,7 @@ class RepoServer:
         self.endless: set[HookKey] = set()
         self.slow: set[HookKey] = set()
         self.drop: set[HookKey] = set()
+        self.flaky: dict[HookKey, int] = {}
 
         self.lock = threading.Lock()
         self.requests: list[str] = []
@@ -621,6 +633,15 @@ class RepoServer:
 
     # -- logs and hooks -----------------------------------------------------------
 
+    def take_flaky(self, path: str) -> int | None:
+        """503 if a ``flaky`` hook matching ``path`` has requests left (one is used)."""
+        with self.lock:
+            for key in list(self.flaky):
+                if _key_matches(key, path) and self.flaky[key] > 0:
+                    self.flaky[key] -= 1
+                    return 503
+        return None
+
     def count(self, key: HookKey) -> int:
         """How many requests matched ``key`` (same matching as the hooks)."""
         with self.lock:
@@ -640,6 +661,7 @@ class RepoServer:
             self.redirect,
             self.content_length,
             self.delay,
+            self.flaky,
         ):
             hooks.clear()
         for keys in (self.endless, self.slow, self.drop):

@@ -499,3 +499,70 @@ def test_arbitrary_content_signed_index_entry_with_unsafe_hash_refused(
     # "../../../../escape" from the shard cache is tmp_path: nothing may land there
     assert not any(p.name.endswith(".json") for p in tmp_path.iterdir())
     assert sorted(p.name for p in home.iterdir()) == ["lock", "sources"]
+
+
+# ---- §3.6 a lying primary at `source add`: the first root goes through the mirror loop --------
+
+
+def _lie_first_root(primary_dir: Path, lie: str, other_root: Path) -> None:
+    """Make the primary's ``1.root.json`` lie: malformed, a signature that no longer
+    holds (one signed byte changed), or a valid root of another repository (its own
+    keys, not the one the user gives)."""
+    first = primary_dir / "metadata" / "1.root.json"
+    if lie == "malformed":
+        first.write_bytes(b'{"signed": {"_type": "root"')
+    elif lie == "tampered-signature":
+        flip_signed_byte(first)
+    else:
+        shutil.copyfile(other_root / "metadata" / "1.root.json", first)
+
+
+@pytest.mark.parametrize("lie", ["malformed", "tampered-signature", "wrong-key"])
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_malicious_primary_first_root_mirror_used(
+    pubs, home: Path, tmp_path: Path, locations, kind: str, lie: str
+) -> None:
+    from repotool.transport import normalize_url
+
+    pub = pubs()
+    primary_dir = tmp_path / "primary"
+    shutil.copytree(pub.root, primary_dir)
+    _lie_first_root(primary_dir, lie, pubs(name="other").root)
+    primary = locations.serve(primary_dir, kind)
+    mirror = locations.serve(pub.root, kind)
+    r = cli("--home", home, "source", "add", "demo", primary.url, "--key", pub.key.public,
+            "--mirror", mirror.url, *primary.add_args)
+    assert r.exit_code == 0, r.output
+    primary_url = normalize_url(primary.url)
+    assert f"location failed, next one used: {primary_url}metadata/1.root.json" in r.stderr, \
+        r.stderr
+    trusted = (home / "sources/demo/keyring/root.json").read_bytes()
+    assert trusted == (pub.root / "metadata" / "1.root.json").read_bytes()
+    r = cli("--home", home, "update")  # the trusted root now checks the primary's metadata
+    assert r.exit_code == 0, r.output
+    assert listing(home)[0].startswith("demo-pkg\t1.0\tdemo")
+
+
+@pytest.mark.parametrize("case", ["both-lie", "lie-and-unreachable", "both-unreachable"])
+def test_malicious_primary_first_root_every_location_bad_refused(
+    pubs, home: Path, tmp_path: Path, locations, case: str
+) -> None:
+    pub = pubs()
+    dirs = []
+    for n, lie in enumerate(["tampered-signature", "malformed"]):
+        d = tmp_path / f"loc{n}"
+        shutil.copytree(pub.root, d)
+        _lie_first_root(d, lie, pub.root)
+        dirs.append(d)
+    a, b = locations.server(dirs[0]), locations.server(dirs[1])
+    urls = [a.url, b.url]
+    if case != "both-lie":
+        b.stop()
+    if case == "both-unreachable":
+        a.stop()
+    r = cli("--home", home, "source", "add", "demo", a.url, "--key", pub.key.public,
+            "--mirror", b.url)
+    assert r.exit_code == (1 if case == "both-unreachable" else 3), r.output
+    assert all(f"{u}metadata/1.root.json" in r.stderr for u in urls), r.stderr
+    assert 1 <= len(r.stderr.strip().splitlines()) <= 2, r.stderr
+    assert not (home / "sources").exists() or list((home / "sources").iterdir()) == []

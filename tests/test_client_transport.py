@@ -9,12 +9,14 @@ import json
 import re
 import shutil
 import socket
+import threading
 import time
 import tracemalloc
 from pathlib import Path
 
 import pytest
 from attacks import (
+    forge_targets,
     keyring_digest,
     run_repotool,
     shard_files,
@@ -413,3 +415,203 @@ def test_slow_retrieval_special_file_in_a_path_repository(
     assert r.returncode == 1, r.stdout + r.stderr
     assert "not a regular file" in r.stderr, r.stderr
     assert keyring_digest(home, "demo") == before
+
+
+# ---- §3.5 slow retrieval: the pure decision ------------------------------------------------------
+
+
+def test_slow_retrieval_default_limits_abandon_a_one_byte_a_second_drip_within_60_s() -> None:
+    from repotool.limits import Limits
+
+    lim = Limits()
+    for declared in (16 * 1024, 100 * 1024 * 1024, 8 * 1024**3):  # timestamp … big wheel
+        # a byte a second: at t seconds, t bytes received
+        cut = next((t for t in range(1, 3600) if lim.too_slow(t, float(t), declared)), None)
+        assert cut is not None and cut < 60, (declared, cut)
+        assert cut > lim.allowance  # the allowance is given in full
+    # a download keeping up the minimum rate is never cut off before its deadline
+    size = 10 * 1024 * 1024
+    for t in range(1, int(lim.download_deadline(size))):
+        got = min(size, int(max(0.0, t - lim.allowance) * lim.min_rate) + 1)
+        assert not lim.too_slow(got, float(t), size), t
+    # nothing at all arriving is too slow only after the allowance
+    assert not lim.too_slow(0, lim.allowance, size)
+    assert lim.too_slow(0, lim.allowance + 1, size)
+
+
+def test_slow_retrieval_deadline_grows_with_the_declared_size() -> None:
+    from repotool.limits import Limits
+
+    lim = Limits(allowance=20.0, min_rate=1000.0)
+    assert lim.download_deadline(0) == 20.0
+    assert lim.download_deadline(10_000) == 30.0
+    assert not lim.too_slow(10_000, 29.9, 10_000)
+    assert lim.too_slow(10_000, 30.1, 10_000)  # complete, but past its deadline
+
+
+def test_slow_retrieval_command_bound_shared_by_every_fetcher_of_a_command(
+    tmp_path: Path,
+) -> None:
+    from tuf.api import exceptions as tuf_exc
+
+    from repotool.limits import Limits
+    from repotool.transport import Fetcher
+
+    (tmp_path / "f").write_bytes(b"x")
+    url = (tmp_path / "f").as_uri()
+    lim = Limits(command_deadline=0.5).started()
+    assert Fetcher(lim).download_bytes(url, 10) == b"x"
+    time.sleep(0.6)
+    for _ in range(2):  # a new fetcher of the same command gets no new bound
+        with pytest.raises(tuf_exc.SlowRetrievalError, match="time bound"):
+            Fetcher(lim).download_bytes(url, 10)
+    assert Fetcher(Limits(command_deadline=0.5)).download_bytes(url, 10) == b"x"
+
+
+@pytest.mark.parametrize("how", ["fetcher", "probe"])
+def test_slow_retrieval_drip_abandoned_after_the_allowance(
+    pubs, locations, how: str
+) -> None:
+    """The full fetcher and the no-change probe (http.client) apply the same floor."""
+    from tuf.api import exceptions as tuf_exc
+
+    from repotool.limits import Limits
+    from repotool.probe import Probe
+    from repotool.transport import Fetcher
+
+    pub = pubs()
+    srv = locations.server(pub.root)
+    srv.slow.add("/metadata/timestamp.json")  # a byte every 0.5 s
+    lim = Limits(allowance=1.0, read_timeout=5.0)
+    url = srv.url_for("metadata/timestamp.json")
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            if how == "probe":
+                Probe(lim).get(url, 16 * 1024)
+            else:
+                Fetcher(lim).download_bytes(url, 16 * 1024)
+        except BaseException as e:  # examined below
+            outcome.append(e)
+
+    worker = threading.Thread(target=run, daemon=True)  # a hang fails, not blocks, the test
+    worker.start()
+    worker.join(8)
+    assert not worker.is_alive(), "the drip was not abandoned"
+    assert isinstance(outcome[0], tuf_exc.SlowRetrievalError), outcome
+    assert "slow retrieval" in str(outcome[0]) and url in str(outcome[0])
+
+
+@pytest.mark.parametrize("command", ["update", "download"])
+def test_slow_retrieval_primary_abandoned_mirror_used_and_reported(
+    pubs, home: Path, tmp_path: Path, locations, command: str
+) -> None:
+    pub = pubs()
+    primary = locations.server(pub.root)
+    mirror = locations.server(pub.root)
+    add(home, primary.url, pub.key.public, "--mirror", mirror.url)
+    assert cli("--home", home, "update").exit_code == 0
+    if command == "update":
+        pub.add_wheel("demo-pkg", "1.1")
+        pub.sign()
+        primary.slow.add("/metadata/timestamp.json")  # the no-change probe, then the full path
+        args = ["update"]
+    else:
+        primary.slow.add(wheel_url_path(pub.root, "demo-pkg", WHEEL))
+        args = ["download", "demo-pkg==1.0", "-d", str(tmp_path / "dl")]
+    t0 = time.monotonic()
+    r = cli("--home", home, "--timeout", "1", *args)  # allowance 1 s, default rate floor
+    assert r.exit_code == 0, r.output
+    assert time.monotonic() - t0 < 10
+    failed = [line for line in r.stderr.splitlines() if "next one used" in line]
+    assert failed and primary.url in failed[0] and "slow retrieval" in failed[0], r.stderr
+    if command == "update":
+        assert mirror.url in r.stdout
+        assert cli("--home", home, "list").stdout.startswith("demo-pkg\t1.1\tdemo")
+    else:
+        assert (tmp_path / "dl" / WHEEL).exists()
+
+
+# ---- HTTP retries --------------------------------------------------------------------------------
+
+
+def test_http_503_retried_then_served(pubs, home: Path, locations) -> None:
+    pub = pubs()
+    srv = locations.server(pub.root)
+    srv.flaky["/metadata/1.root.json"] = 2  # an overloaded server, twice
+    add(home, srv.url, pub.key.public)
+    assert srv.count("/metadata/1.root.json") == 3
+    srv.flaky["/metadata/timestamp.json"] = 3  # one more than the retries
+    r = cli("--home", home, "update")
+    assert r.exit_code == 1, r.output
+    assert "503" in r.stderr
+    assert srv.count("/metadata/timestamp.json") == 3
+
+
+def test_endless_data_in_a_503_answer_not_drained_by_retries(
+    pubs, home: Path, locations
+) -> None:
+    """A retried 503 is closed, not read to its end: urllib3's own status retries would
+    drain a body that never ends."""
+    pub = pubs()
+    srv = locations.server(pub.root)
+    add(home, srv.url, pub.key.public)
+    srv.status["/metadata/timestamp.json"] = 503
+    srv.endless.add("/metadata/timestamp.json")
+    r = run_repotool("--home", home, "--timeout", "5", "update", timeout=30)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "503" in r.stderr, r.stderr
+    assert srv.count("/metadata/timestamp.json") == 3
+
+
+# ---- §3.5 endless data with a valid signature: the configured cap -------------------------------
+
+
+def test_endless_data_huge_signed_shard_length_refused(pubs, home: Path, locations) -> None:
+    """A source whose (validly signed) targets declares a shard larger than the cap is
+    refused before one byte of that shard is fetched: a compromised or hostile
+    publisher cannot make ``update`` fill memory or disk."""
+    from repotool.limits import Limits
+
+    pub = pubs()
+    srv = locations.server(pub.root)
+    add(home, srv.url, pub.key.public)
+    assert cli("--home", home, "update").exit_code == 0
+    before = keyring_digest(home, "demo")
+    cap = Limits().shard_max_length
+
+    def huge(targets) -> None:  # type: ignore[no-untyped-def]
+        for path, tf in targets.targets.items():
+            if path.startswith("index/"):
+                tf.length = cap + 1
+
+    forge_targets(pub.root, huge, pub.key.signer())  # signed by the source's own key
+    shards = re.compile(r"^/index/")
+    srv.endless.add(shards)
+    srv.clear_log()
+    r = cli("--home", home, "update")
+    assert r.exit_code == 3, r.output
+    assert f"declares {cap + 1} bytes, more than the {cap}" in r.stderr, r.stderr
+    assert srv.count(shards) == 0
+    assert keyring_digest(home, "demo") == before
+
+
+def test_endless_data_signed_file_size_above_the_cap_refused_unfetched(
+    pubs, home: Path, locations
+) -> None:
+    from repotool.errors import VerificationError
+    from repotool.home import Home
+    from repotool.limits import Limits
+    from repotool.queries import Views, cached_file, choose_file, parse_requirement, resolve
+
+    pub = pubs()
+    srv = locations.server(pub.root)
+    add(home, srv.url, pub.key.public)
+    assert cli("--home", home, "update").exit_code == 0
+    res = resolve(Views(Home(home)), "demo-pkg")
+    entry = choose_file(res.source, parse_requirement("demo-pkg"))
+    with pytest.raises(VerificationError, match=f"{entry.size} bytes, more than the 100 "):
+        cached_file(Home(home), res.source, "demo-pkg", entry, Limits(file_max_length=100))
+    assert srv.count(wheel_url_path(pub.root, "demo-pkg", WHEEL)) == 0
+    assert cached_file(Home(home), res.source, "demo-pkg", entry, Limits()).exists()
