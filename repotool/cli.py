@@ -799,6 +799,9 @@ def _install_problems(outcome: Any) -> None:
             _err(f"repotool: {'error' if failed else 'warning'}: {p.message}")
             if p.hint and failed:
                 _err(f"  hint: {p.hint}")
+    if dropped := sum(outcome.problems_dropped.values()):
+        _err(f"repotool: {'error' if failed else 'warning'}: {dropped} more refusal(s) of "
+             "the proxy not shown")
     for i in outcome.unverified:
         _err(f"repotool: error: pip took {i.project} {i.version} from {i.url!r}, which is "
              "not a file the verified proxy served")
@@ -891,22 +894,33 @@ def lock(
 def proxy(
     port: Annotated[int, typer.Option("--port", min=0, max=65535,
                                       help="0 picks a free port.")] = 8141,
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(
+        "--host", help="Address to listen on; beyond loopback (e.g. 0.0.0.0) only when "
+        "asked: it serves the verified view to the network.")] = "127.0.0.1",
+    allow_host: Annotated[list[str] | None, typer.Option(
+        "--allow-host", help="Also answer requests for this Host name (repeatable), e.g. "
+        "a LAN DNS name; others are refused against DNS rebinding.",
+        show_default=False)] = None,
 ) -> None:
     """Serve the verified view of all sources as a PEP 503/691 index for pip, uv, poetry."""
     import signal
     import threading
 
-    from repotool.proxy import RunningProxy, VerifiedIndex
+    from repotool.proxy import RunningProxy, VerifiedIndex, is_loopback
 
     home = _home()
     if not home.sources():
         raise UserError("no sources", "add one with 'repotool source add NAME URL --key PUB'")
     index = VerifiedIndex(home, _limits(), live=True, log=lambda m: _echo(safe(m) + "\n"))
     try:
-        server = RunningProxy(index, host, port)
+        server = RunningProxy(index, host, port, tuple(allow_host or ()))
     except OSError as e:
         raise UserError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    if not is_loopback(host):
+        _err(f"warning: listening on {host}, beyond loopback: anyone who can reach "
+             f"{server.url} can list and download every project of your sources")
+        _err(f"warning: answering Host names: {server.hosts.describe()} "
+             "(add a DNS name with --allow-host NAME)")
 
     def _stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -925,6 +939,7 @@ def proxy(
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
     _err("repotool proxy stopped")
+
 
 def main() -> None:
     try:

@@ -298,6 +298,8 @@ class InstallOutcome:
     problems: list[Problem] = field(default_factory=list)
     resolutions: list[tuple[str, str | None, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # mirrors that failed, next one used
+    # refusals beyond the proxy's bounded list: {(kind, exit code): count}
+    problems_dropped: dict[tuple[str, int], int] = field(default_factory=dict)
 
     @property
     def unverified(self) -> list[Installed]:
@@ -305,11 +307,11 @@ class InstallOutcome:
 
     @property
     def exit_code(self) -> int:
-        if self.unverified or any(p.kind == "file" and p.exit_code == 3
-                                  for p in self.problems):
+        codes = [(p.kind, p.exit_code) for p in self.problems] + list(self.problems_dropped)
+        if self.unverified or ("file", 3) in codes:
             return 3
         if self.pip_exit != 0:
-            return max([1, *(min(p.exit_code, 3) for p in self.problems)])
+            return max([1, *(min(code, 3) for _, code in codes)])
         return 0
 
 
@@ -373,6 +375,7 @@ def install(
         outcome.served = index.served()
         outcome.problems = index.problems()
         outcome.warnings = index.warnings()
+        outcome.problems_dropped = index.problems_dropped()
         if reporting and report.is_file():
             outcome.installed = _match_report(report, base, index)
         elif reporting and outcome.pip_exit == 0:

@@ -34,6 +34,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import ipaddress
+import socket
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -57,20 +59,25 @@ from repotool.format.simple import (
 )
 from repotool.home import Home
 from repotool.queries import Resolution, Views, cached_file, resolve
+from repotool.state import keyring_state
 from repotool.transport import Limits
 
 __all__ = [
+    "HostCheck",
     "Problem",
     "RunningProxy",
     "Served",
     "VerifiedIndex",
     "choose_format",
+    "is_loopback",
 ]
 
 HTML_V1_TYPE = "application/vnd.pypi.simple.v1+html"
 _chunk = 256 * 1024  # bytes per write when sending a file
 _JSON_TYPES = (JSON_CONTENT_TYPE, "application/vnd.pypi.simple.latest+json")
 _HTML_V1_TYPES = (HTML_V1_TYPE, "application/vnd.pypi.simple.latest+html")
+problems_max = 100  # distinct refusals kept in memory; further ones are only counted
+warnings_max = 100  # failed-location reports kept; further ones are only counted
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,10 @@ class VerifiedIndex:
     _problems: dict[tuple[str, str, str], Problem] = field(default_factory=dict)
     _file_locks: dict[str, threading.Lock] = field(default_factory=dict)
     _warnings: list[str] = field(default_factory=list)
+    _dropped: dict[tuple[str, int], int] = field(default_factory=dict)
+    _warnings_dropped: int = 0
+    _root_pages: dict[str, _Page] = field(default_factory=dict)
+    loads: int = 0  # how many times the verified state was (re)loaded
 
     # ---- what happened ------------------------------------------------------------------
 
@@ -161,14 +172,30 @@ class VerifiedIndex:
         with self._lock:
             return list(self._problems.values())
 
+    def problems_dropped(self) -> dict[tuple[str, int], int]:
+        """Refusals not kept because ``problems_max`` were: {(kind, exit code): count}.
+
+        Every list here is bounded, so a client sending endless bad requests to a
+        long-running proxy cannot grow its memory; what was left out is counted.
+        """
+        with self._lock:
+            return dict(self._dropped)
+
     def warnings(self) -> list[str]:
         """Locations that failed before another one served a file (SPEC §3.6)."""
         with self._lock:
             return list(self._warnings)
 
+    def warnings_dropped(self) -> int:
+        with self._lock:
+            return self._warnings_dropped
+
     def _warn(self, message: str) -> None:
         with self._lock:
-            self._warnings.append(message)
+            if len(self._warnings) < warnings_max:
+                self._warnings.append(message)
+            else:
+                self._warnings_dropped += 1
         if self.log:
             self.log(f"warning: {message}")
 
@@ -177,37 +204,50 @@ class VerifiedIndex:
         return [p for p in self.problems() if p.kind == "file" and p.exit_code == 3]
 
     def _record(self, problem: Problem) -> None:
+        key = (problem.kind, problem.subject, problem.message)
         with self._lock:
-            self._problems.setdefault((problem.kind, problem.subject, problem.message), problem)
+            if key in self._problems:
+                pass
+            elif len(self._problems) < problems_max:
+                self._problems[key] = problem
+            else:
+                count = (problem.kind, problem.exit_code)
+                self._dropped[count] = self._dropped.get(count, 0) + 1
         if self.log:
             self.log(f"refused {problem.subject}: {problem.message}")
 
     # ---- verified state -----------------------------------------------------------------
 
     def _state_key(self) -> object:
+        """What the verified view depends on, per source: its configuration, the
+        generation its keyring committed (``keyring/state.json``) and its last update's
+        status (resolution refuses a source whose update failed)."""
         parts = []
         for cfg in self.home.sources():
-            cur = self.home.cache(cfg.name) / "current"
-            status = self.home.source_dir(cfg.name) / "status.json"
+            index = keyring_state(self.home, cfg.name).get("index")
+            gen = (index.get("gen"), index.get("sha256")) if isinstance(index, dict) else None
             try:
-                gen = cur.read_text()
+                st = (self.home.source_dir(cfg.name) / "status.json").stat()
+                status: object = (st.st_ino, st.st_mtime_ns, st.st_size)
             except OSError:
-                gen = None
-            try:
-                st = status.stat().st_mtime_ns
-            except OSError:
-                st = None
-            parts.append((cfg.to_bytes(), gen, st))
+                status = None
+            parts.append((cfg.to_bytes(), gen, status))
         return tuple(parts)
 
     def views(self) -> Views:
-        """The verified state of every source (call with ``_lock`` held)."""
+        """The verified state of every source (call with ``_lock`` held).
+
+        Loaded once; a live index reloads it (and forgets the pages built from it)
+        only when ``_state_key`` changed, so requests between updates reuse it.
+        """
         if self._views is None or self.live:
             key = self._state_key() if self.live else None
             if self._views is None or key != self._state \
                     or self._views.outlived(datetime.now(UTC)):  # expiry: judge anew
                 self._views = Views(self.home)
                 self._state = key
+                self._root_pages = {}
+                self.loads += 1
         return self._views
 
     def resolve(self, project: str) -> Resolution:
@@ -258,8 +298,12 @@ class VerifiedIndex:
     # ---- pages --------------------------------------------------------------------------
 
     def root_page(self, fmt: str) -> _Page:
+        """Every project that resolves; built once per loaded state and format."""
         with self._lock:
             views = self.views()
+            page = self._root_pages.get(fmt)
+            if page is not None:
+                return page
             names: set[str] = set()
             for cfg in views.cfgs:
                 view = views.view(cfg)
@@ -272,9 +316,12 @@ class VerifiedIndex:
                 except RepotoolError:
                     continue
                 listed.append(name)
-        if fmt == "json":
-            return _Page(root_json(listed), JSON_CONTENT_TYPE)
-        return _Page(root_html(listed), fmt)
+            if fmt == "json":
+                page = _Page(root_json(listed), JSON_CONTENT_TYPE)
+            else:
+                page = _Page(root_html(listed), fmt)
+            self._root_pages[fmt] = page
+            return page
 
     def project_page(self, project: str, fmt: str) -> _Page:
         """The resolved source's files for ``project``.
@@ -389,6 +436,101 @@ def choose_format(accept: str | None, query_format: str | None = None) -> str | 
     return choice
 
 
+# ---- which Host names are answered (DNS rebinding) ----------------------------------------
+
+_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on ``host`` keeps the proxy on this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _split_host(header: str) -> tuple[str, int | None] | None:
+    """``(name, port)`` of a Host header (name lower-cased, IPv6 in brackets), or
+    None when it is not ``NAME``, ``NAME:PORT``, ``[V6]`` or ``[V6]:PORT``."""
+    text = header.strip().lower()
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            return None
+        name, rest = text[:end + 1], text[end + 1:]
+        if rest and not rest.startswith(":"):
+            return None
+        port_text = rest[1:] if rest else None
+    else:
+        name, sep, port_text_ = text.partition(":")
+        port_text = port_text_ if sep else None
+    if not name or (port_text is not None and not (port_text.isdigit() and len(port_text) <= 5)):
+        return None
+    return name, int(port_text) if port_text is not None else None
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+@dataclass(frozen=True)
+class HostCheck:
+    """The ``Host`` headers the proxy answers — its guard against DNS rebinding.
+
+    A web page on ``attacker.example`` whose DNS name is re-pointed at 127.0.0.1 makes
+    the browser send its requests (and read the answers) to the proxy, with
+    ``Host: attacker.example``: refused here (421), so no project list or file leaves.
+
+    Answered: ``localhost``, ``127.0.0.1``, ``[::1]``, the exact ``--host`` given and
+    every ``--allow-host`` name, each with the port the proxy listens on (a missing
+    port only for port 80 or an ``--allow-host`` name: a reverse proxy in front).
+    Listening beyond loopback (``--host 0.0.0.0`` or a LAN address) also answers any
+    IP address literal: a rebinding attack needs a DNS name, and clients on the
+    network reach the proxy by one of this machine's addresses, which we cannot list.
+    A LAN DNS name must be named with ``--allow-host``.
+    """
+
+    port: int
+    names: frozenset[str]
+    allowed: frozenset[str] = frozenset()  # --allow-host names (any port or none)
+    any_ip: bool = False
+
+    @classmethod
+    def for_address(cls, host: str, port: int, allow: tuple[str, ...] = ()) -> HostCheck:
+        names = {*_LOOPBACK_NAMES, _bracketed(host.lower())}
+        any_ip = not is_loopback(host)
+        return cls(port, frozenset(names), frozenset(_bracketed(a.lower()) for a in allow),
+                   any_ip)
+
+    def accepts(self, header: str | None) -> bool:
+        if header is None:
+            return False  # HTTP/1.1 requires it; a browser always sends one
+        split = _split_host(header)
+        if split is None:
+            return False
+        name, port = split
+        if name in self.allowed:
+            return port is None or port == self.port
+        if port != self.port and not (port is None and self.port == 80):
+            return False
+        if name in self.names:
+            return True
+        if self.any_ip:
+            try:
+                ipaddress.ip_address(name[1:-1] if name.startswith("[") else name)
+            except ValueError:
+                return False
+            return True
+        return False
+
+    def describe(self) -> str:
+        """The accepted names, for the warning of a proxy listening beyond loopback."""
+        names = sorted(self.names | self.allowed)
+        return ", ".join(["any IP address", *names] if self.any_ip else names)
+
+
 # ---- HTTP ---------------------------------------------------------------------------------
 
 
@@ -398,6 +540,9 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "repotool-proxy"
     sys_version = ""
     timeout = 60  # seconds a keep-alive connection may stay idle
+    # headers and body are separate writes: without TCP_NODELAY each small answer on a
+    # keep-alive connection waits for the client's delayed ACK (~40 ms)
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -414,6 +559,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, *, head: bool) -> None:
         self._headers_sent = False
+        host = self.headers.get("Host")
+        if not self.server.hosts.accepts(host):
+            # DNS rebinding guard (see HostCheck): nothing of the index in the answer
+            self.close_connection = True
+            if self.server.index.log:
+                self.server.index.log(f"refused a request for Host {host!r}: not a name "
+                                      "this proxy answers to (see --allow-host)")
+            self._text(421, "misdirected request: this proxy does not answer to that Host "
+                       "name\n", head=head)
+            return
         try:
             self._route(head=head)
         except _NotFound:
@@ -516,9 +671,14 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], index: VerifiedIndex) -> None:
+    def __init__(self, address: tuple[str, int], index: VerifiedIndex,
+                 allow_hosts: tuple[str, ...] = ()) -> None:
         self.index = index
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
+        self.hosts = HostCheck.for_address(address[0], int(self.server_address[1]),
+                                           allow_hosts)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hangs up mid-response is not our problem; anything else is
@@ -539,9 +699,10 @@ class RunningProxy:
         OSError: the address cannot be bound (port in use, unknown host).
     """
 
-    def __init__(self, index: VerifiedIndex, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, index: VerifiedIndex, host: str = "127.0.0.1", port: int = 0,
+                 allow_hosts: tuple[str, ...] = ()) -> None:
         self.index = index
-        self.server = _Server((host, port), index)
+        self.server = _Server((host, port), index, allow_hosts)
         self._thread: threading.Thread | None = None
 
     @property
@@ -550,6 +711,10 @@ class RunningProxy:
         h = host.decode() if isinstance(host, bytes) else str(host)
         shown = f"[{h}]" if ":" in h else h
         return f"http://{shown}:{port}/"
+
+    @property
+    def hosts(self) -> HostCheck:
+        return self.server.hosts
 
     @property
     def index_url(self) -> str:

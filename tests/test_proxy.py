@@ -27,6 +27,7 @@ from repotool.home import Home
 from repotool.layout import dist_target_path, hashed_name
 from repotool.proxy import (
     HTML_V1_TYPE,
+    HostCheck,
     RunningProxy,
     VerifiedIndex,
     choose_format,
@@ -315,3 +316,171 @@ def test_lying_mirror_is_reported_and_next_one_serves(make_published, home: Path
     [w] = proxy.index.warnings()
     assert server.url in w and "sha256" in w
     assert proxy.index.failures() == []
+
+
+def _get_with_host(proxy: RunningProxy, path: str, host: str | None,
+                   accept: str | None = None) -> tuple[int, bytes]:
+    split = urllib.parse.urlsplit(proxy.url)
+    conn = http.client.HTTPConnection(split.hostname or "", split.port, timeout=30)
+    try:
+        conn.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
+        if host is not None:
+            conn.putheader("Host", host)
+        if accept:
+            conn.putheader("Accept", accept)
+        conn.endheaders()
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def test_dns_rebinding_foreign_host_header_refused(make_published, home: Path,
+                                                   serve: Any) -> None:
+    pub = make_published(projects={"secret-project": ["1.0"]})
+    add_source(home, "internal", pub)
+    update(home)
+    proxy = serve(home)
+    port = proxy.server.server_address[1]
+    name = "secret_project-1.0-py3-none-any.whl"
+    # A web page on attacker.example re-pointed its DNS name at 127.0.0.1: the browser
+    # connects to the proxy but names the attacker's host.
+    for host in ["attacker.example", f"attacker.example:{port}", f"localhost.attacker:{port}",
+                 f"127.0.0.1.nip.io:{port}", None, f"127.0.0.1:{port + 1}", "[::1"]:
+        for path in ["/simple/", "/simple/secret-project/", f"/files/secret-project/{name}"]:
+            status, body = _get_with_host(proxy, path, host)
+            assert status == 421, (host, path, status)
+            assert b"secret" not in body and len(body) < 100
+    assert proxy.index.served() == []
+    for host in [f"127.0.0.1:{port}", f"localhost:{port}", f"LocalHost:{port}",
+                 f"[::1]:{port}"]:
+        status, body = _get_with_host(proxy, "/simple/", host)
+        assert status == 200 and b"secret-project" in body, host
+    status, body = _get_with_host(proxy, f"/files/secret-project/{name}", f"localhost:{port}")
+    assert status == 200 and body == (pub.dist / name).read_bytes()
+
+
+class _LoopbackBound(RunningProxy):
+    """Answers as if listening on ``host`` but binds 127.0.0.1: tests stay on loopback."""
+
+    def __init__(self, index: VerifiedIndex, host: str = "127.0.0.1", port: int = 0,
+                 allow_hosts: tuple[str, ...] = ()) -> None:
+        super().__init__(index, "127.0.0.1", 0, allow_hosts)
+        self.server.hosts = HostCheck.for_address(host, self.server.server_address[1],
+                                                  allow_hosts)
+
+
+def test_dns_rebinding_beyond_loopback_accepts_addresses_and_allowed_names(
+        make_published, home: Path) -> None:
+    pub = make_published(projects={"secret-project": ["1.0"]})
+    add_source(home, "internal", pub)
+    update(home)
+    index = VerifiedIndex(Home(home), Limits())
+    with _LoopbackBound(index, "0.0.0.0", 0, ("build.lan",)) as proxy:
+        port = proxy.server.server_address[1]
+        for host, code in [(f"127.0.0.1:{port}", 200), (f"10.1.2.3:{port}", 200),
+                           (f"[fe80::1]:{port}", 200), (f"build.lan:{port}", 200),
+                           ("BUILD.lan", 200),  # a reverse proxy in front: no port
+                           (f"attacker.example:{port}", 421), (f"10.1.2.3:{port + 1}", 421),
+                           ("10.1.2.3", 421)]:
+            assert _get_with_host(proxy, "/simple/", host)[0] == code, host
+        assert proxy.hosts.describe().startswith("any IP address, ")
+
+
+def test_proxy_command_beyond_loopback_warns(make_published, home: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import repotool.proxy
+
+    pub = make_published()
+    add_source(home, "demo", pub)
+    update(home)
+    answers: list[int] = []
+
+    class Once(_LoopbackBound):
+        def serve_forever(self) -> None:
+            self.start()
+            port = self.server.server_address[1]
+            answers.extend(_get_with_host(self, "/simple/", h)[0]
+                           for h in (f"build.lan:{port}", f"attacker.example:{port}"))
+
+    monkeypatch.setattr(repotool.proxy, "RunningProxy", Once)
+    r = cli("--home", home, "proxy", "--port", "0", "--host", "0.0.0.0",
+            "--allow-host", "build.lan")
+    assert r.exit_code == 0, r.output
+    first, second, refused, last = r.stderr.splitlines()
+    assert refused.startswith("refused a request for Host 'attacker.example:")
+    assert first.startswith("warning: listening on 0.0.0.0, beyond loopback: anyone who")
+    assert "any IP address" in second and "build.lan" in second and "--allow-host" in second
+    assert last == "repotool proxy stopped"
+    assert answers == [200, 421]
+    r = cli("--home", home, "proxy", "--port", "0")  # loopback: no warning, no LAN name
+    assert r.exit_code == 0 and "warning" not in r.stderr
+    assert answers == [200, 421, 421, 421]
+
+
+def test_endless_bad_requests_keep_problem_lists_bounded(make_published, home: Path,
+                                                         serve: Any) -> None:
+    from repotool import proxy as proxy_module
+
+    pub = make_published()
+    add_source(home, "demo", pub)
+    update(home)
+    proxy = serve(home, live=True)
+    split = urllib.parse.urlsplit(proxy.url)
+    conn = http.client.HTTPConnection(split.hostname or "", split.port, timeout=30)
+    try:  # one keep-alive connection, 2,000 requests for names no source has
+        for i in range(1000):
+            for path in (f"/simple/nope-{i}/", f"/files/gone-{i}/gone_{i}-1.0.tar.gz"):
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                resp.read()
+                assert resp.status == 404
+    finally:
+        conn.close()
+    problems = proxy.index.problems()
+    assert len(problems) == proxy_module.problems_max
+    assert proxy.index.problems_dropped() == {("project", 1): 2000 - proxy_module.problems_max}
+    for i in range(2000):
+        proxy.index._warn(f"f-{i}.whl: location failed, next one used: x")
+    assert len(proxy.index.warnings()) == proxy_module.warnings_max
+    assert proxy.index.warnings_dropped() == 2000 - proxy_module.warnings_max
+
+
+def test_live_view_reused_until_generation_changes(make_published, home: Path, serve: Any,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import repotool.proxy
+    import repotool.queries
+
+    pub = make_published(projects={"demo-pkg": ["1.0"], "other": ["1.0"]})
+    add_source(home, "demo", pub)
+    update(home)
+    calls = {"load_view": 0, "resolve": 0}
+    real_load, real_resolve = repotool.queries.load_view, repotool.proxy.resolve
+
+    def counting_load(*a: Any) -> Any:
+        calls["load_view"] += 1
+        return real_load(*a)
+
+    def counting_resolve(*a: Any) -> Any:
+        calls["resolve"] += 1
+        return real_resolve(*a)
+
+    monkeypatch.setattr(repotool.queries, "load_view", counting_load)
+    monkeypatch.setattr(repotool.proxy, "resolve", counting_resolve)
+    proxy = serve(home, live=True)
+    names = lambda: [p["name"] for p in json.loads(get(proxy, "/simple/", JSON)[2])["projects"]]  # noqa: E731
+    assert names() == ["demo-pkg", "other"]
+    first = dict(calls)
+    assert first["load_view"] == 1
+    for _ in range(5):  # unchanged generation: the same view, the same page
+        assert names() == ["demo-pkg", "other"]
+        assert get(proxy, "/simple/", "text/html")[0] == 200
+    assert get(proxy, "/simple/", "text/html")[0] == 200
+    assert calls["load_view"] == first["load_view"]
+    # only the HTML page, built once, resolved the two projects again
+    assert calls["resolve"] == first["resolve"] + 2 and proxy.index.loads == 1
+    pub.add_wheel("new-pkg", "1.0")
+    pub.sign()
+    update(home)  # a new generation committed in the keyring
+    assert names() == ["demo-pkg", "new-pkg", "other"]
+    assert proxy.index.loads == 2 and calls["load_view"] == first["load_view"] + 1
