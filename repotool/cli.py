@@ -18,10 +18,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 
 from repotool import __version__
-from repotool.errors import RepotoolError, UsageError, UserError
+from repotool.errors import (
+    RepotoolError,
+    UsageError,
+    UserError,
+    debug_enabled,
+    internal_error_line,
+)
 from repotool.render import print_rows, print_show, print_update, safe, safe_lines
 
 app = typer.Typer(
@@ -95,6 +102,14 @@ def handled(fn: F) -> F:
             _err(f"repotool: error: {e.strerror or e}"
                  + (f": {e.filename!r}" if getattr(e, "filename", None) else ""))
             raise typer.Exit(1) from None
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise  # typer's own exits and usage errors
+        except Exception as e:
+            # a bug: one line and exit 1, never a traceback (SPEC §2) unless asked for
+            if debug_enabled():
+                raise
+            _err(internal_error_line(e))
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -120,15 +135,15 @@ def _limits() -> Any:
                   allowance=t).started()
 
 
-def _duration(text: str | None, option: str) -> int | None:
+def _duration(text: str | None, option: str, maximum: int | None = None,
+              hint: str | None = None) -> int | None:
+    """An option's duration in seconds (None when not given); exit 2 when malformed or
+    beyond ``maximum`` (default: the 10-year cap on any lifetime)."""
     if text is None:
         return None
-    from repotool.storage import parse_duration
+    from repotool.storage import duration_max, parse_duration
 
-    try:
-        return parse_duration(text)
-    except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint=option) from None
+    return parse_duration(text, option=option, maximum=maximum or duration_max, hint=hint)
 
 
 def _print_json(doc: Any) -> None:
@@ -371,7 +386,8 @@ def repo_sign(
     directory: Annotated[Path, typer.Argument()],
     key: Annotated[list[Path], typer.Option("--key", help="A private key (repeatable).")],
     expires: Annotated[str | None, typer.Option(
-        "--expires", help="Lifetime of every role written, e.g. 12h, 7d, 2w.")] = None,
+        "--expires", help="Lifetime of every role written, e.g. 12h, 7d, 2w (at most "
+        "3650d).")] = None,
     role: Annotated[list[str] | None, typer.Option(
         "--role", help="Re-sign this role even if unchanged (root, targets, bins, snapshot).")
     ] = None,
@@ -471,7 +487,8 @@ def repo_rotate(
     remove: Annotated[list[str] | None, typer.Option("--remove", help="Fingerprint to remove.")
                       ] = None,
     threshold: Annotated[int | None, typer.Option("--threshold", min=1)] = None,
-    expires: Annotated[str | None, typer.Option("--expires")] = None,
+    expires: Annotated[str | None, typer.Option(
+        "--expires", help="Lifetime of the new root, e.g. 52w (at most 3650d).")] = None,
     passphrase_env: PassEnv = None,
     passphrase_file: PassFile = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -531,7 +548,7 @@ def source_add(
     priority: Annotated[int, typer.Option("--priority", help="Higher wins.")] = 0,
     ca_cert: Annotated[Path | None, typer.Option("--ca-cert")] = None,
     clock_skew: Annotated[str | None, typer.Option(
-        "--clock-skew", help="Tolerance when judging expiry, e.g. 5m.")] = None,
+        "--clock-skew", help="Tolerance when judging expiry, e.g. 5m (at most 1h).")] = None,
 ) -> None:
     """Add a repository and trust its root key(s) for it alone."""
     from repotool import keys as keymod
@@ -542,7 +559,11 @@ def source_add(
     given = sum(bool(x) for x in (key, fingerprint, root))
     if given != 1:
         raise UsageError("give exactly one of --key, --fingerprint or --root")
-    skew = _duration(clock_skew, "--clock-skew") or 0
+    from repotool.home import clock_skew_max
+
+    skew = _duration(clock_skew, "--clock-skew", clock_skew_max,
+                     "a skew tolerates a client clock that is off, not expired metadata; "
+                     "fix the clock, or ask the publisher to re-sign") or 0
     ids = [k.keyid for k in _pubkeys(key)]
     for f in fingerprint or []:
         if not keymod.is_fingerprint(f.lower()):
@@ -575,7 +596,7 @@ def _source_doc(home: Any, cfg: Any) -> dict[str, Any]:
     view = load_view(home, cfg)
     try:
         status = json.loads((home.source_dir(cfg.name) / "status.json").read_bytes())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         status = None
     return {
         "name": cfg.name,

@@ -408,7 +408,8 @@ def _unchanged(cfg: SourceConfig, state: dict[str, Any], probe: Probe, ref: date
 
     digest, expires = state.get("timestamp_sha256"), state.get("expires")
     versions = state.get("versions")
-    if not isinstance(digest, str) or not isinstance(expires, dict) or len(expires) != 4 \
+    if not (isinstance(digest, str) and _HEX64.fullmatch(digest)) \
+            or not isinstance(expires, dict) or len(expires) != 4 \
             or not isinstance(versions, dict) or type(versions.get("root")) is not int:
         return False
     try:
@@ -443,7 +444,7 @@ def _read_keyring(keyring: Path, name: str) -> tuple[bytes, dict[str, int]]:
         if not (isinstance(known, str)
                 and hmac.compare_digest(hashlib.sha256(root_bytes).hexdigest(), known)):
             _parse_root(root_bytes, "root.json")
-    except (OSError, ValueError, KeyError, TypeError, FormatError) as e:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError, FormatError) as e:
         raise UserError(
             f"keyring of source {name!r} is unreadable: {e}",
             "remove the source and add it again with its key",

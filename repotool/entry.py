@@ -87,6 +87,13 @@ def _run_fast(parsed: tuple[Path | None, str, list[str], str | None, bool]) -> i
     except OSError as e:
         sys.stderr.write(f"repotool: error: {e.strerror or e}\n")
         return 1
+    except Exception as e:  # a bug: one line, as the full CLI does (cli.handled)
+        from repotool.errors import debug_enabled, internal_error_line
+
+        if debug_enabled():
+            raise
+        sys.stderr.write(internal_error_line(e) + "\n")
+        return 1
     return 0
 
 

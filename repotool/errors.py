@@ -17,6 +17,8 @@ __all__ = [
     "UsageError",
     "UserError",
     "VerificationError",
+    "debug_enabled",
+    "internal_error_line",
 ]
 
 
@@ -60,3 +62,18 @@ class UsageError(UserError):
     """A malformed option value: a duration, a requirement string, a URL scheme."""
 
     exit_code = 2
+
+
+def debug_enabled() -> bool:
+    """``REPOTOOL_DEBUG=1``: let an unexpected exception show its traceback."""
+    import os
+
+    return os.environ.get("REPOTOOL_DEBUG", "") not in ("", "0")
+
+
+def internal_error_line(e: BaseException) -> str:
+    """One line for an exception that is a bug of repotool's, not an error it reports:
+    no traceback (SPEC §2), but nothing hidden either — it says it is a bug."""
+    first = (str(e).splitlines() or [""])[0][:200]
+    return (f"repotool: internal error: {type(e).__name__}: {first}; please report it "
+            "(REPOTOOL_DEBUG=1 shows the traceback)")

@@ -31,7 +31,12 @@ from typing import Any
 from repotool.errors import UserError
 from repotool.storage import atomic_write, locked, safe_name
 
-__all__ = ["Home", "SourceConfig", "default_home", "normalize_pattern"]
+__all__ = ["Home", "SourceConfig", "clock_skew_max", "default_home", "normalize_pattern"]
+
+# seconds; the most expiry tolerance a source may have. A skew absorbs a client clock
+# that is minutes off; a larger one would accept metadata a freeze attack keeps serving
+# long after it expired, so it is refused at 'source add' and in a source.json.
+clock_skew_max = 3600
 
 
 def default_home() -> Path:
@@ -43,13 +48,15 @@ def default_home() -> Path:
     return Path(platformdirs.user_data_dir("repotool", appauthor=False))
 
 
-_PATTERN = re.compile(r"^[a-z0-9*?\[\]!-]+$")
+_PATTERN = re.compile(r"[a-z0-9*?\[\]!-]+")
+# a location as normalize_url writes it (repotool.transport is too heavy to import here)
+_URL = re.compile(r"(?:https?|file)://[^\x00-\x20\x7f]*/", re.IGNORECASE)
 
 
 def normalize_pattern(text: str) -> str:
     """Normalize an ``--only`` glob like a project name (PEP 503), keeping glob syntax."""
     p = re.sub(r"[-_.]+", "-", text.strip().lower())
-    if not p or not _PATTERN.match(p):
+    if not _PATTERN.fullmatch(p):
         from repotool.errors import UsageError
 
         raise UsageError(
@@ -86,24 +93,53 @@ class SourceConfig:
 
     @classmethod
     def from_bytes(cls, data: bytes, origin: str) -> SourceConfig:
+        """Parse and validate a ``source.json``: every field must be what ``source add``
+        writes (a hand-edited ``clock_skew`` beyond :data:`clock_skew_max` included).
+
+        Raises:
+            UserError: the file is malformed (exit 1); nothing of it is honoured.
+        """
         try:
             doc = json.loads(data)
+            if not isinstance(doc, dict):
+                raise TypeError("not a JSON object")
             cfg = cls(**doc)
-            checks: list[tuple[object, type]] = [
-                (cfg.name, str), (cfg.url, str), (cfg.priority, int), (cfg.clock_skew, int),
-                (cfg.order, int), (cfg.ca_cert, bool), (cfg.repo_name, str),
-                (cfg.mirrors, list), (cfg.only, list), (cfg.trusted_keys, list),
-            ]
-            if not all(isinstance(v, t) for v, t in checks):
-                raise TypeError("a field has the wrong type")
-            if not all(isinstance(x, str) for x in [*cfg.mirrors, *cfg.only, *cfg.trusted_keys]):
-                raise TypeError("mirrors, only and trusted_keys must be lists of strings")
-        except (ValueError, TypeError) as e:
+            problem = cfg._problem()
+        except (ValueError, TypeError, RecursionError) as e:
+            problem = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if problem:
             raise UserError(
-                f"source configuration {origin!r} is malformed: {e}",
+                f"source configuration {origin!r} is malformed: {problem}",
                 "remove the source and add it again",
-            ) from None
+            )
         return cfg
+
+    def _problem(self) -> str | None:
+        """What is wrong with the fields, or None."""
+        checks: list[tuple[str, object, type]] = [
+            ("name", self.name, str), ("url", self.url, str), ("priority", self.priority, int),
+            ("clock_skew", self.clock_skew, int), ("order", self.order, int),
+            ("ca_cert", self.ca_cert, bool), ("repo_name", self.repo_name, str),
+            ("mirrors", self.mirrors, list), ("only", self.only, list),
+            ("trusted_keys", self.trusted_keys, list),
+        ]
+        for what, value, typ in checks:
+            if type(value) is not typ:  # not isinstance: true is no priority
+                return f"{what} is not of type {typ.__name__}"
+        if not all(type(x) is str for x in [*self.mirrors, *self.only, *self.trusted_keys]):
+            return "mirrors, only and trusted_keys must be lists of strings"
+        if not safe_name(self.name):
+            return f"invalid source name {self.name!r}"
+        for u in self.urls:
+            if not _URL.fullmatch(u):
+                return f"invalid location {u!r}"
+        if not 0 <= self.clock_skew <= clock_skew_max:
+            return (f"clock_skew {self.clock_skew} s is outside 0 to {clock_skew_max} s (a "
+                    "larger skew would accept expired metadata)")
+        for p in self.only:
+            if not _PATTERN.fullmatch(p) or re.sub(r"[-_.]+", "-", p.lower()) != p:
+                return f"invalid --only pattern {p!r}"
+        return None
 
 
 class Home:

@@ -39,12 +39,12 @@ __all__ = [
 
 Fingerprint = NewType("Fingerprint", str)
 
-_FPR = re.compile(r"^[0-9a-f]{64}$")
+_FPR = re.compile(r"[0-9a-f]{64}")
 key_file_max_length = 64 * 1024  # bytes; a key file is a few hundred bytes
 
 
 def is_fingerprint(text: str) -> bool:
-    return bool(_FPR.match(text))
+    return bool(_FPR.fullmatch(text))
 
 
 @dataclass(frozen=True)
@@ -124,12 +124,13 @@ def _read_key_file(path: Path) -> bytes:
 
 def load_public(data: bytes, origin: str) -> SSlibKey:
     """Parse a PEM public key (Ed25519 only) into a TUF key."""
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     try:
         pub = serialization.load_pem_public_key(data)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         raise UserError(
             f"{origin!r} is not a PEM public key", "give the .pub file written by 'key generate'"
         ) from None
@@ -166,6 +167,7 @@ def is_encrypted(path: Path) -> bool:
 def _load_private(
     data: bytes, origin: str, passphrase: object
 ) -> CryptoSigner:
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from securesystemslib.signer import CryptoSigner
@@ -187,7 +189,7 @@ def _load_private(
         if secret is not None and ("password" in str(e).lower() or "decrypt" in str(e).lower()):
             raise UserError(f"wrong passphrase for {origin!r}") from None
         raise UserError(f"{origin!r} is not a readable PEM private key") from None
-    except TypeError:
+    except (TypeError, UnsupportedAlgorithm):
         raise UserError(f"{origin!r} is not a readable PEM private key") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise UserError(f"{origin!r} is not an Ed25519 key", "repotool signs with Ed25519 only")

@@ -101,7 +101,9 @@ class Views:
     def status_ok(self, cfg: SourceConfig) -> tuple[bool, str]:
         try:
             doc = json.loads((self.home.source_dir(cfg.name) / "status.json").read_bytes())
-        except (OSError, ValueError):
+            if not isinstance(doc, dict):
+                raise ValueError("status.json is not an object")
+        except (OSError, ValueError, RecursionError):
             return self.view(cfg) is not None, "never updated"
         if doc.get("ok"):
             return True, ""
@@ -111,7 +113,7 @@ class Views:
 def _last_exit_code(home: Home, cfg: SourceConfig) -> int:
     try:
         code = json.loads((home.source_dir(cfg.name) / "status.json").read_bytes())["exit_code"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return 1
     return code if type(code) is int else 1
 

@@ -41,7 +41,7 @@ def keyring_state(home: Home, name: str) -> dict[str, Any]:
     path validates it strictly; readers only look up the committed generation)."""
     try:
         doc = json.loads((home.keyring(name) / "state.json").read_bytes())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     return doc if isinstance(doc, dict) else {}
 
@@ -151,7 +151,10 @@ def load_view(home: Home, cfg: SourceConfig) -> SourceView | None:
         return None
     try:
         doc = json.loads(data)
+        if not (isinstance(doc, dict) and isinstance(doc.get("projects"), dict)
+                and isinstance(doc.get("shards"), dict) and isinstance(doc.get("updated"), str)):
+            return None  # not what 'update' writes: it rebuilds the generation
         return SourceView(cfg, cache / gen, cache, doc["projects"], doc["shards"],
                           doc["updated"], dict(doc.get("versions", {})), state.get("expires"))
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return None

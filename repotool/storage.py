@@ -15,34 +15,57 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from repotool.errors import UserError
+from repotool.errors import UsageError, UserError
 
 __all__ = [
-    "atomic_write", "fsync_dir", "hash_file", "locked", "parse_duration", "safe_name",
+    "atomic_write", "duration_max", "fsync_dir", "hash_file", "locked", "parse_duration",
+    "safe_name",
 ]
 
-_DURATION = re.compile(r"^([1-9][0-9]{0,9})([smhdw])$")
+_DURATION = re.compile(r"([1-9][0-9]{0,9})([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# seconds; the longest lifetime any duration may give (10 years, see parse_duration)
+duration_max = 3650 * 86400
 
 
-def parse_duration(text: str) -> int:
-    """``90s``, ``30m``, ``12h``, ``7d``, ``2w`` → seconds.
+def _human(seconds: int) -> str:
+    for unit in ("w", "d", "h", "m"):
+        if seconds % _UNITS[unit] == 0:
+            return f"{seconds // _UNITS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+def parse_duration(
+    text: str, *, option: str = "duration", maximum: int = duration_max, hint: str | None = None
+) -> int:
+    """``90s``, ``30m``, ``12h``, ``7d``, ``2w`` → seconds, at most ``maximum``.
+
+    The default cap, 10 years, is far beyond any sensible metadata lifetime (SPEC §4's
+    defaults run from a day to a year) yet keeps every ``now + duration`` well inside
+    what ``datetime`` can represent, so no lifetime can overflow or silently disable
+    expiry.
 
     Raises:
-        ValueError: anything else (the CLI reports it as a usage error, exit 2).
+        UsageError: not a number and a unit, or more than ``maximum`` (exit 2).
     """
-    m = _DURATION.match(text.strip())
+    m = _DURATION.fullmatch(text.strip())
     if not m:
-        raise ValueError(
-            f"invalid duration {text!r}: expected a number and a unit s, m, h, d or w (e.g. 7d)"
+        raise UsageError(
+            f"invalid {option} {text!r}: expected a number and a unit s, m, h, d or w "
+            "(e.g. 7d)"
         )
-    return int(m.group(1)) * _UNITS[m.group(2)]
+    seconds = int(m.group(1)) * _UNITS[m.group(2)]
+    if seconds > maximum:
+        raise UsageError(
+            f"{option} {text.strip()!r} is too long: at most {_human(maximum)}", hint
+        )
+    return seconds
 
 
 def safe_name(name: str) -> bool:
     """True for names usable as one path component (source names)."""
-    return bool(_SAFE.match(name)) and name not in {".", ".."}
+    return bool(_SAFE.fullmatch(name)) and name not in {".", ".."}
 
 
 def hash_file(path: Path) -> tuple[str, int]:

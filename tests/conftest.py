@@ -7,6 +7,7 @@ returns exit code, stdout and stderr separately.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,9 +20,21 @@ from typer.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).parent))
 
 from builders import build_wheel
+from hypothesis import HealthCheck, settings
 
 from repotool import keys
 from repotool.publish import Repository, RoleKeys
+
+# Property tests run the same examples on every machine (reproducible CI), with no
+# per-example deadline (2 shared cores) and no example database left in the tree.
+settings.register_profile(
+    "repotool", derandomize=True, deadline=None, database=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repotool"))
+# An unexpected exception is a bug: under test it escapes (cli() below turns it into a
+# failure) instead of becoming the CLI's one-line "internal error" for users.
+os.environ.setdefault("REPOTOOL_DEBUG", "1")
 
 
 @dataclass
