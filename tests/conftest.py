@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from builders import build_wheel
 
 from repotool import keys
-from repotool.publish import Repository, RoleKeys
+from repotool.publish.workspace import Repository, RoleKeys
 
 
 @dataclass

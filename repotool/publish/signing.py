@@ -38,7 +38,7 @@ from tuf.api.metadata import (
 from repotool.errors import VerificationError
 from repotool.format import simple
 from repotool.format.index import FileEntry, Project, Shard, shard_of, shard_path
-from repotool.layout import (
+from repotool.format.layout import (
     BINS_PREFIX,
     ROOT_PAGES,
     dist_target_path,
@@ -46,7 +46,7 @@ from repotool.layout import (
     project_page_paths,
     target_disk_path,
 )
-from repotool.publish import (
+from repotool.publish.workspace import (
     DEFAULT_EXPIRY,
     Repository,
     SignSummary,

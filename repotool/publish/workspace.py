@@ -35,10 +35,9 @@ from tuf.api.metadata import (
 )
 from tuf.api.serialization.json import JSONSerializer
 
-from repotool import dists
 from repotool.errors import UsageError, UserError
 from repotool.format.index import FileEntry, Project, Shard, shard_of, shard_path
-from repotool.layout import (
+from repotool.format.layout import (
     METADATA_DIR,
     REPO_FIELD,
     ROOT_PAGES,
@@ -47,6 +46,7 @@ from repotool.layout import (
     plain_target_path,
     target_disk_path,
 )
+from repotool.publish import dists
 from repotool.storage import atomic_write, locked
 
 if TYPE_CHECKING:
@@ -446,7 +446,7 @@ class Repository:
             "threshold": sr.threshold if sr else tr.threshold,
             "count": sr.number_of_bins if sr else 2 ** int(self.config()["bin_bits"]),
         }
-        from repotool.check import weak_thresholds
+        from repotool.publish.check import weak_thresholds
 
         return {
             "name": r.unrecognized_fields.get(REPO_FIELD, {}).get("name"),
@@ -544,7 +544,7 @@ class Repository:
         """
         self._require()
         with self._lock():
-            from repotool.signing import Signing  # the other half of the publisher
+            from repotool.publish.signing import Signing  # the other half of the publisher
 
             return Signing(self, signers, now, expires, force, new_root).run()
 
