@@ -25,7 +25,8 @@ from repotool.errors import UserError, VerificationError
 from repotool.format.index import Shard, shard_of
 from repotool.format.layout import hashed_name
 from repotool.publish import signing
-from repotool.publish.workspace import DEFAULT_EXPIRY, Repository, RoleKeys
+from repotool.publish.tree import DEFAULT_EXPIRY
+from repotool.publish.workspace import Repository, RoleKeys
 
 NOW = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 
