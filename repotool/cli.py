@@ -278,7 +278,7 @@ def repo_init(
         "--online-key", help="Signs snapshot and timestamp.")] = None,
 ) -> None:
     """Create a repository; 'repo sign' publishes it."""
-    from repotool.publish import Repository, RoleKeys
+    from repotool.publish.workspace import Repository, RoleKeys
 
     separated = root_key or targets_key or online_key
     if key and separated:
@@ -323,7 +323,7 @@ def repo_add(
     paths: Annotated[list[Path], typer.Argument(help="Wheels, sdists, or folders of them.")],
 ) -> None:
     """Add wheels and sdists (published at the next 'repo sign')."""
-    from repotool.publish import Repository
+    from repotool.publish.workspace import Repository
 
     added = Repository(directory).add(paths, now=_now())
     for info in added:
@@ -339,7 +339,7 @@ def repo_remove(
     version: Annotated[str | None, typer.Argument()] = None,
 ) -> None:
     """Unlist a project, or one version of it (at the next 'repo sign')."""
-    from repotool.publish import Repository
+    from repotool.publish.workspace import Repository
 
     _check_version(version)
     n = Repository(directory).remove(project, version)
@@ -366,7 +366,7 @@ def repo_yank(
     reason: Annotated[str | None, typer.Option("--reason")] = None,
 ) -> None:
     """Yank a version (PEP 592): installers skip it unless pinned with ==."""
-    from repotool.publish import Repository
+    from repotool.publish.workspace import Repository
 
     _check_version(version)
     n = Repository(directory).yank(project, version, reason)
@@ -396,7 +396,7 @@ def repo_sign(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Publish pending changes: sign and write the metadata atomically."""
-    from repotool.publish import Repository
+    from repotool.publish.workspace import Repository
 
     secs = _duration(expires, "--expires")
     bad = set(role or []) - {"root", "targets", "bins", "snapshot", "timestamp"}
@@ -430,7 +430,7 @@ def repo_check(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Verify the whole tree as a client would; exit 3 on any problem."""
-    from repotool.check import check_repository
+    from repotool.publish.check import check_repository
 
     report = check_repository(directory, now=_now())
     if as_json:
@@ -455,7 +455,7 @@ def repo_keys(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Roles, keys (fingerprints), thresholds and expiries."""
-    from repotool.publish import Repository
+    from repotool.publish.workspace import Repository
 
     doc = Repository(directory).describe_keys()
     if as_json:
@@ -498,7 +498,7 @@ def repo_rotate(
     '--role targets --threshold N' also raises the bins to N (they are re-signed).
     """
     from repotool import keys as keymod
-    from repotool.publish import Repository
+    from repotool.publish.workspace import Repository
 
     secs = _duration(expires, "--expires")
     for fpr in remove or []:
@@ -518,7 +518,7 @@ def repo_serve(
     port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
 ) -> None:
     """Serve the repository over HTTP for local use (port 0 picks a free port)."""
-    from repotool.serve import serve_directory
+    from repotool.publish.serve import serve_directory
 
     if not (directory / "metadata").is_dir():
         raise UserError(f"{str(directory)!r} holds no published repository",

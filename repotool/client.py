@@ -650,7 +650,7 @@ def _fetch_shards(
     from concurrent.futures import ThreadPoolExecutor
 
     from repotool.format.index import summarize
-    from repotool.layout import hashed_name
+    from repotool.format.layout import hashed_name
 
     def one(item: tuple[str, str, Any, Path]) -> tuple[str, dict[str, dict[str, Any]]]:
         sid, path, tf, target = item

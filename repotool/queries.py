@@ -258,7 +258,7 @@ def cached_file(
             were unreachable).
         DownloadError: no location could be reached.
     """
-    from repotool.layout import dist_target_path, hashed_name
+    from repotool.format.layout import dist_target_path, hashed_name
     from repotool.transport import Fetcher
 
     files = view.cache / "files"

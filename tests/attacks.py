@@ -48,8 +48,8 @@ from servers import RepoServer, tls_ca, write_ca_bundle
 from tuf.api.metadata import Metadata
 from tuf.api.serialization.json import JSONSerializer
 
-from repotool.layout import dist_target_path, hashed_name
-from repotool.publish import Repository, RoleKeys
+from repotool.format.layout import dist_target_path, hashed_name
+from repotool.publish.workspace import Repository, RoleKeys
 
 TRANSPORTS = ("path", "file", "http", "https")
 REPO = Path(__file__).resolve().parent.parent

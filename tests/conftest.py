@@ -23,7 +23,7 @@ from builders import build_wheel
 from hypothesis import HealthCheck, settings
 
 from repotool import keys
-from repotool.publish import Repository, RoleKeys
+from repotool.publish.workspace import Repository, RoleKeys
 
 # Property tests run the same examples on every machine (reproducible CI), with no
 # per-example deadline (2 shared cores) and no example database left in the tree.

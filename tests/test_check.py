@@ -15,9 +15,9 @@ import pytest
 from builders import build_sdist, build_wheel, tamper
 from conftest import cli, make_key
 
-from repotool.check import check_repository
 from repotool.errors import UserError
-from repotool.publish import Repository, RoleKeys
+from repotool.publish.check import check_repository
+from repotool.publish.workspace import Repository, RoleKeys
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

@@ -25,9 +25,9 @@ from conftest import cli
 from tuf.api.metadata import TargetFile
 
 from repotool.format.index import shard_of, summarize
+from repotool.format.layout import hashed_name
 from repotool.format.names import InvalidName, is_project_name, parse_filename
 from repotool.home import Home
-from repotool.layout import hashed_name
 from repotool.proxy import RunningProxy, VerifiedIndex
 from repotool.render import safe
 from repotool.transport import Limits

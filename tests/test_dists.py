@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from builders import build_sdist, build_wheel, metadata_text
 
-from repotool import dists
 from repotool.errors import UserError
+from repotool.publish import dists
 
 
 def test_wheel_parsed(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from builders import build_sdist, build_wheel
 from conftest import CliResult, cli, make_key
 from venvs import make_venv, run_pip, venv_python
 
-from repotool.publish import Repository, RoleKeys
+from repotool.publish.workspace import Repository, RoleKeys
 from repotool.targets import Target, expand_platform, target
 
 NATIVE = "py3-none-manylinux_2_17_x86_64"

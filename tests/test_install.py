@@ -27,8 +27,8 @@ from conftest import cli
 from servers import RepoServer
 from venvs import make_venv, pip_freeze, run_pip
 
+from repotool.format.layout import dist_target_path, hashed_name
 from repotool.home import Home
-from repotool.layout import dist_target_path, hashed_name
 from repotool.proxy import RunningProxy, VerifiedIndex
 from repotool.transport import Limits
 

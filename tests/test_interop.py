@@ -24,7 +24,7 @@ from tuf.ngclient import Updater
 from venvs import make_venv, run_pip, run_python
 
 from repotool.format.index import Shard, shard_of
-from repotool.serve import make_server
+from repotool.publish.serve import make_server
 
 WHEEL = "files/demo-pkg/demo_pkg-1.0-py3-none-any.whl"
 

@@ -23,8 +23,8 @@ from builders import sha256_file, tamper
 from conftest import cli
 from servers import RepoServer
 
+from repotool.format.layout import dist_target_path, hashed_name
 from repotool.home import Home
-from repotool.layout import dist_target_path, hashed_name
 from repotool.proxy import (
     HTML_V1_TYPE,
     HostCheck,

@@ -21,11 +21,12 @@ from conftest import KeyPair, cli, make_key
 from servers import RepoServer
 from tuf.api.metadata import Metadata, SuccinctRoles
 
-from repotool import signing
 from repotool.errors import UserError, VerificationError
 from repotool.format.index import Shard, shard_of
-from repotool.layout import hashed_name
-from repotool.publish import DEFAULT_EXPIRY, Repository, RoleKeys
+from repotool.format.layout import hashed_name
+from repotool.publish import signing
+from repotool.publish.tree import DEFAULT_EXPIRY
+from repotool.publish.workspace import Repository, RoleKeys
 
 NOW = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -509,7 +510,7 @@ def test_sign_that_died_before_timestamp_is_repaired_by_next_sign(
         demo: Repository, ks: Keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A sign killed before its timestamp leaves the old repository visible; the next sign
     (at another time, so other expiries and bytes) must replace the orphaned metadata."""
-    from repotool.check import check_repository
+    from repotool.publish.check import check_repository
 
     real = signing.atomic_write
 

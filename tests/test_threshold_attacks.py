@@ -178,7 +178,7 @@ def test_threshold_online_key_and_one_targets_key_cannot_publish(
     r = cli("repo", "sign", d, "--key", ks["t1"].private, "--key", ks["online"].private)
     assert r.exit_code == 3 and ks["t2"].fingerprint in r.stderr, r.output
     # ...and the client refuses what the attacker signs by hand
-    from repotool.publish import Repository
+    from repotool.publish.workspace import Repository
 
     Repository(d).sign([ks["t1"].signer(), ks["t2"].signer(), ks["online"].signer()],
                        now=datetime.now(UTC))

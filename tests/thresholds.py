@@ -30,8 +30,8 @@ from builders import build_wheel
 from conftest import KeyPair, cli, make_key
 from tuf.api.metadata import MetaFile, TargetFile
 
-from repotool.layout import hashed_name
-from repotool.publish import Repository, RoleKeys
+from repotool.format.layout import hashed_name
+from repotool.publish.workspace import Repository, RoleKeys
 
 NAMES = "ABCDEFG"
 

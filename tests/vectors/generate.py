@@ -33,8 +33,8 @@ from tuf.api.serialization.json import JSONSerializer  # noqa: E402
 
 from repotool import keys  # noqa: E402
 from repotool.format.index import Shard, shard_of, shard_path  # noqa: E402
-from repotool.layout import hashed_name  # noqa: E402
-from repotool.publish import Repository, RoleKeys  # noqa: E402
+from repotool.format.layout import hashed_name  # noqa: E402
+from repotool.publish.workspace import Repository, RoleKeys  # noqa: E402
 
 KEY_NAMES = ("root", "targets", "online", "online2", "attacker")
 T1 = datetime(2025, 1, 1, tzinfo=UTC)  # first publication

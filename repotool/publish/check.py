@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from repotool.errors import RepotoolError, UserError
-from repotool.layout import METADATA_DIR, target_disk_path
+from repotool.format.layout import METADATA_DIR, target_disk_path
 from repotool.storage import hash_file
 
 if TYPE_CHECKING:

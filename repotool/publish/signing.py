@@ -4,7 +4,8 @@ Order of work (see also docs/format.md, "Publishing"):
 
 1. root — a pending root (init, rotate) or the published one re-signed on demand;
 2. targets and its bins delegation, which follow root's targets role;
-3. pending changes applied in the order they were made: shards, simple pages;
+3. pending changes applied in the order they were made: shards, simple pages
+   (``repotool.publish.changes``);
 4. the roles to write: changed bins, targets, snapshot, timestamp;
 5. versions, expiries and signatures; every role's threshold checked and the output
    verified with the delegator's keys (nothing is written if anything is missing);
@@ -19,6 +20,7 @@ import contextlib
 import copy
 import os
 import shutil
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,36 +32,58 @@ from tuf.api.metadata import (
     Root,
     Snapshot,
     SuccinctRoles,
-    TargetFile,
     Targets,
     Timestamp,
 )
 
 from repotool.errors import VerificationError
-from repotool.format import simple
-from repotool.format.index import FileEntry, Project, Shard, shard_of, shard_path
-from repotool.layout import (
-    BINS_PREFIX,
-    ROOT_PAGES,
-    dist_target_path,
-    plain_target_path,
-    project_page_paths,
-    target_disk_path,
-)
-from repotool.publish import (
+from repotool.format.layout import BINS_PREFIX
+from repotool.publish.changes import Outputs, apply_pending
+from repotool.publish.tree import (
     DEFAULT_EXPIRY,
-    Repository,
-    SignSummary,
-    _entry_from_pending,
-    _fresh,
-    _md_bytes,
+    RepositoryTree,
+    bins_of,
+    fresh_metadata,
+    metadata_bytes,
 )
 from repotool.storage import atomic_write, fsync_dir
 
 if TYPE_CHECKING:
     from securesystemslib.signer import Signer
 
-__all__ = ["Signing"]
+__all__ = ["SignSummary", "Signing", "sign"]
+
+
+@dataclass
+class SignSummary:
+    files: int = 0
+    bytes: int = 0
+    versions: dict[str, int] = field(default_factory=dict)  # role -> new version
+    projects_changed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "bytes": self.bytes,
+            "versions": dict(sorted(self.versions.items())),
+            "projects_changed": self.projects_changed,
+        }
+
+
+def sign(
+    repo: RepositoryTree,
+    signers: list[Signer],
+    *,
+    now: datetime,
+    expires: int | None = None,
+    force: frozenset[str] = frozenset(),
+    new_root: Metadata[Root] | None = None,
+) -> SignSummary:
+    """Publish ``repo``'s pending changes (and ``new_root``, from a rotation), holding the
+    repository's lock; ``Repository.sign`` documents the arguments."""
+    repo.require()
+    with repo.lock():
+        return Signing(repo, signers, now, expires, force, new_root).run()
 
 
 class Signing:
@@ -67,7 +91,7 @@ class Signing:
 
     def __init__(
         self,
-        repo: Repository,
+        repo: RepositoryTree,
         signers: list[Signer],
         now: datetime,
         expires: int | None,
@@ -80,12 +104,9 @@ class Signing:
         self.expires = expires
         self.force = force
         self.pub = repo.published()
-        self.pending = repo._pending()
-        self.pending_root = new_root or repo._pending_root()
-        self.writes: list[tuple[Path, bytes]] = []  # hash-prefixed targets and metadata
-        self.plain: list[tuple[Path, bytes]] = []  # plain-name simple pages
-        self.links: list[tuple[Path, Path]] = []  # dist: hashed -> plain
-        self.unlink_plain: list[Path] = []  # plain pages of projects no longer listed
+        self.pending = repo.pending()
+        self.pending_root = new_root or repo.pending_root()
+        self.out = Outputs(repo.root)  # everything to write, once every role is checked
         self.summary = SignSummary()
         self._used: set[str] = set()
         self._signed: list[tuple[str, Metadata[Any], Any, Root, Root | None]] = []
@@ -93,12 +114,6 @@ class Signing:
     def _expiry(self, role: str) -> datetime:
         secs = self.expires if self.expires is not None else DEFAULT_EXPIRY[role]
         return self.now + timedelta(seconds=secs)
-
-    def _add_target(self, path: str, data: bytes) -> TargetFile:
-        tf = TargetFile.from_data(path, data, ["sha256"])
-        self.writes.append((target_disk_path(self.repo.root, path, tf.hashes["sha256"]), data))
-        self.plain.append((plain_target_path(self.repo.root, path), data))
-        return tf
 
     def run(self) -> SignSummary:
         repo, pub = self.repo, self.pub
@@ -122,7 +137,7 @@ class Signing:
         # (2) targets and its bins delegation follow root's targets role
         if pub is None:
             bits = int(repo.config()["bin_bits"])
-            targets = _fresh(Targets())
+            targets = fresh_metadata(Targets())
             targets.signed.delegations = Delegations(
                 keys={}, roles=None,
                 succinct_roles=SuccinctRoles([], 1, bits, BINS_PREFIX),
@@ -130,7 +145,7 @@ class Signing:
         else:
             targets = copy.deepcopy(pub.targets)
         tr = root.roles["targets"]
-        bins_role = Repository._bins_of(targets.signed)
+        bins_role = bins_of(targets.signed)
         delegations = targets.signed.delegations
         assert delegations is not None
         delegation_changed = (
@@ -142,20 +157,20 @@ class Signing:
             delegations.keys = {k: root.keys[k] for k in tr.keyids}
 
         # (3) apply pending changes to shards and pages
-        changed_targets: dict[str, TargetFile | None] = {}  # bin-held target path -> new/None
-        shard_targets: dict[str, TargetFile | None] = {}
-        self._apply_pending(changed_targets, shard_targets)
+        changes = apply_pending(repo, pub, self.pending, self.out)
+        self.summary.projects_changed = changes.projects
+        changed_targets, shard_targets = changes.bin_targets, changes.shard_targets
 
         # (4) roles to write
         bins: dict[str, Metadata[Targets]] = {}
         all_bins = list(bins_role.get_roles())
         if pub is None or delegation_changed or "bins" in self.force:
             for b in all_bins:
-                bins[b] = repo._load_bin(pub, b)
+                bins[b] = repo.load_bin(pub, b)
         for path, tf in changed_targets.items():
             b = bins_role.get_role_for_target(path)
             if b not in bins:
-                bins[b] = repo._load_bin(pub, b)
+                bins[b] = repo.load_bin(pub, b)
             if tf is None:
                 bins[b].signed.targets.pop(path, None)
             else:
@@ -186,26 +201,26 @@ class Signing:
         self._sign_all(to_sign, root, old_root)
 
         if snapshot_changed:
-            snapshot = _fresh(Snapshot()) if pub is None else copy.deepcopy(pub.snapshot)
+            snapshot = fresh_metadata(Snapshot()) if pub is None else copy.deepcopy(pub.snapshot)
             snapshot.signed.version += 1
             snapshot.signed.expires = self._expiry("snapshot")
             if targets_changed:
                 snapshot.signed.meta["targets.json"] = MetaFile.from_data(
-                    targets.signed.version, _md_bytes(targets), ["sha256"]
+                    targets.signed.version, metadata_bytes(targets), ["sha256"]
                 )
             for name, md in bins.items():
                 snapshot.signed.meta[f"{name}.json"] = MetaFile.from_data(
-                    md.signed.version, _md_bytes(md), ["sha256"]
+                    md.signed.version, metadata_bytes(md), ["sha256"]
                 )
             self._sign_all([("snapshot", snapshot, root)], root, old_root)
         else:
             assert pub is not None
             snapshot = pub.snapshot
-        timestamp = _fresh(Timestamp()) if pub is None else copy.deepcopy(pub.timestamp)
+        timestamp = fresh_metadata(Timestamp()) if pub is None else copy.deepcopy(pub.timestamp)
         timestamp.signed.version += 1
         timestamp.signed.expires = self._expiry("timestamp")
         timestamp.signed.snapshot_meta = MetaFile.from_data(
-            snapshot.signed.version, _md_bytes(snapshot), ["sha256"]
+            snapshot.signed.version, metadata_bytes(snapshot), ["sha256"]
         )
         self._sign_all([("timestamp", timestamp, root)], root, old_root)
         self._check_missing()
@@ -214,113 +229,22 @@ class Signing:
         meta = repo.meta
         for name, md, _ in to_sign:
             if name != "root":
-                self.writes.append((meta / f"{md.signed.version}.{name}.json", _md_bytes(md)))
+                self.out.writes.append(
+                    (meta / f"{md.signed.version}.{name}.json", metadata_bytes(md)))
         if snapshot_changed:
-            self.writes.append(
-                (meta / f"{snapshot.signed.version}.snapshot.json", _md_bytes(snapshot))
+            self.out.writes.append(
+                (meta / f"{snapshot.signed.version}.snapshot.json", metadata_bytes(snapshot))
             )
         if root_changed:
-            self.writes.append((meta / f"{root.version}.root.json", _md_bytes(rootmd)))
-            self.writes.append((meta / "root.json", _md_bytes(rootmd)))
+            self.out.writes.append((meta / f"{root.version}.root.json", metadata_bytes(rootmd)))
+            self.out.writes.append((meta / "root.json", metadata_bytes(rootmd)))
         self.summary.versions["timestamp"] = timestamp.signed.version
         if snapshot_changed:
             self.summary.versions["snapshot"] = snapshot.signed.version
         for name, md, _ in to_sign:
             self.summary.versions[name] = md.signed.version
-        self._write(meta / "timestamp.json", _md_bytes(timestamp))
+        self._write(meta / "timestamp.json", metadata_bytes(timestamp))
         return self.summary
-
-    def _apply_pending(
-        self,
-        changed: dict[str, TargetFile | None],
-        shard_targets: dict[str, TargetFile | None],
-    ) -> None:
-        repo, pub, pending = self.repo, self.pub, self.pending
-        shards: dict[str, Shard] = {}
-
-        def shard_for(project: str) -> Shard:
-            sh = shard_of(project)
-            if sh not in shards:
-                shards[sh] = repo.load_shard(pub, sh)
-            return shards[sh]
-
-        touched: set[str] = set()
-        from packaging.version import Version
-
-        # in the order the changes were made ("seq"; older pending files: adds, removes, yanks)
-        events = [(kind, e) for kind in ("add", "remove", "yank") for e in pending.get(kind, [])]
-        events.sort(key=lambda ke: int(ke[1].get("seq", 0)))
-        for kind, e in events:
-            if kind == "add":
-                proj = shard_for(e["project"]).projects.setdefault(
-                    e["project"], Project(e["project"]))
-                if any(f.filename == e["filename"] for f in proj.files):
-                    continue
-                entry = _entry_from_pending(e)
-                if not proj.files or Version(entry.version) >= max(proj.versions()):
-                    proj.summary = e["summary"][:512]
-                proj.files.append(entry)
-                path = dist_target_path(e["project"], e["filename"])
-                changed[path] = TargetFile(e["size"], {"sha256": e["sha256"]}, path)
-                touched.add(e["project"])
-            elif kind == "remove":
-                rproj = shard_for(e["project"]).projects.get(e["project"])
-                if rproj is None:
-                    continue
-                keep = []
-                for f in rproj.files:
-                    if e["version"] is None or Version(f.version) == Version(e["version"]):
-                        changed[dist_target_path(rproj.name, f.filename)] = None
-                    else:
-                        keep.append(f)
-                rproj.files = keep
-                touched.add(e["project"])
-            else:
-                yproj = shard_for(e["project"]).projects.get(e["project"])
-                if yproj is None:
-                    continue
-                yproj.files = [
-                    FileEntry(**{**f.to_dict(), "requires_dist": f.requires_dist,
-                                 "yanked": e["reason"] or True})
-                    if Version(f.version) == Version(e["version"]) else f
-                    for f in yproj.files
-                ]
-                touched.add(e["project"])
-        for path, tf in changed.items():  # plain names for pip, of the files still listed
-            if tf is not None:
-                hashed = target_disk_path(repo.root, path, tf.hashes["sha256"])
-                self.links.append((hashed, plain_target_path(repo.root, path)))
-
-        projects_before = repo._all_projects(pub) if touched else set()
-        projects_after = set(projects_before)
-        for name in sorted(touched):
-            sh = shard_for(name)
-            tproj = sh.projects.get(name)
-            html_path, json_path = project_page_paths(name)
-            if tproj is None or not tproj.files:
-                sh.projects.pop(name, None)
-                projects_after.discard(name)
-                changed[html_path] = changed[json_path] = None
-                self.unlink_plain += [plain_target_path(repo.root, p)
-                                      for p in (html_path, json_path)]
-                continue
-            projects_after.add(name)
-            changed[html_path] = self._add_target(html_path, simple.project_html(tproj))
-            changed[json_path] = self._add_target(json_path, simple.project_json(tproj))
-        if projects_after != projects_before or pub is None:
-            for page, render in zip(ROOT_PAGES, (simple.root_html, simple.root_json), strict=True):
-                changed[page] = self._add_target(page, render(projects_after))
-        for sid, sh in shards.items():
-            if not any(shard_of(p) == sid for p in touched):
-                continue
-            path = shard_path(sid)
-            if sh.projects:
-                tf = TargetFile.from_data(path, data := sh.to_bytes(), ["sha256"])
-                self.writes.append((target_disk_path(repo.root, path, tf.hashes["sha256"]), data))
-                shard_targets[path] = tf
-            else:
-                shard_targets[path] = None
-        self.summary.projects_changed = len(touched)
 
     def _sign_all(
         self, items: list[tuple[str, Metadata[Any], Any]], root: Root, old_root: Root | None
@@ -331,7 +255,7 @@ class Signing:
                 if old_root is not None:
                     allowed |= set(old_root.roles["root"].keyids)
             elif delegator is not None and isinstance(delegator, Targets):
-                allowed = set(Repository._bins_of(delegator).keyids)
+                allowed = set(bins_of(delegator).keyids)
             else:
                 allowed = set(root.roles[name].keyids)
             if name != "root":
@@ -387,7 +311,7 @@ class Signing:
 
     def _write(self, timestamp_path: Path, timestamp_bytes: bytes) -> None:
         dirs: set[Path] = set()
-        for hashed, plain in self.links:
+        for hashed, plain in self.out.links:
             if not plain.exists():
                 with contextlib.suppress(FileExistsError):
                     try:
@@ -395,7 +319,7 @@ class Signing:
                     except OSError:
                         shutil.copyfile(hashed, plain)
                 dirs.add(plain.parent)
-        for path, data in self.writes:
+        for path, data in self.out.writes:
             # Skip only identical bytes: hash-named targets are immutable, but a versioned
             # metadata file left by a sign that died before its timestamp is referenced by
             # nothing and must be replaced, and root.json always follows the newest root.
@@ -413,11 +337,11 @@ class Signing:
         self.summary.files += 1
         self.summary.bytes += len(timestamp_bytes)
         # plain pages after the TUF view: plain pip sees the new version only now
-        for path, data in self.plain:
+        for path, data in self.out.plain:
             atomic_write(path, data, sync_dir=False, fsync=False)
             self.summary.files += 1
             self.summary.bytes += len(data)
-        for path in self.unlink_plain:
+        for path in self.out.unlink_plain:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         for name in ("pending.json", "root.json"):

@@ -1,0 +1,207 @@
+"""A repository directory as its publisher reads it (docs/format.md §Layout, §Publishing).
+
+The workspace (``DIR/.repotool/``: config, lock, pending changes, a pending root) and
+what is published (``DIR/metadata/``, shards, simple pages): ``RepositoryTree`` reads
+both and writes only the pending changes. The commands that change a repository build
+on it: ``workspace`` (init, add, remove, yank), ``signing`` (one sign run), ``rotation``
+(new root keys and thresholds).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tuf.api.metadata import (
+    Metadata,
+    Root,
+    Snapshot,
+    SuccinctRoles,
+    TargetFile,
+    Targets,
+    Timestamp,
+)
+from tuf.api.serialization.json import JSONSerializer
+
+from repotool.errors import UserError
+from repotool.format.index import FileEntry, Shard, shard_path
+from repotool.format.layout import METADATA_DIR, ROOT_PAGES, WORK_DIR, target_disk_path
+from repotool.storage import atomic_write, locked
+
+__all__ = [
+    "DEFAULT_EXPIRY",
+    "Pending",
+    "Published",
+    "RepositoryTree",
+    "bins_of",
+    "entry_from_pending",
+    "fresh_metadata",
+    "load_metadata",
+    "metadata_bytes",
+    "utc_seconds",
+]
+
+DEFAULT_EXPIRY = {  # seconds
+    "root": 365 * 86400,
+    "targets": 90 * 86400,
+    "bins": 90 * 86400,
+    "snapshot": 7 * 86400,
+    "timestamp": 86400,
+}
+_SERIALIZER = JSONSerializer(compact=True)
+
+Pending = dict[str, list[dict[str, Any]]]  # "add" / "remove" / "yank" -> changes
+
+
+def metadata_bytes(md: Metadata[Any]) -> bytes:
+    """The bytes a role is published as (compact JSON, as every sign writes it)."""
+    return bytes(md.to_bytes(_SERIALIZER))
+
+
+def load_metadata(path: Path) -> Metadata[Any]:
+    try:
+        return Metadata.from_bytes(path.read_bytes())
+    except FileNotFoundError:
+        raise UserError(f"repository metadata {str(path)!r} is missing") from None
+    except Exception as e:
+        raise UserError(f"repository metadata {str(path)!r} is unreadable: {e}") from None
+
+
+def fresh_metadata(signed: Any) -> Metadata[Any]:
+    """New metadata at version 0: the write path bumps every role it writes by one."""
+    signed.version = 0  # python-tuf validates only in __init__; 0 means "never published"
+    return Metadata(signed)
+
+
+def utc_seconds(now: datetime) -> str:
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def bins_of(targets: Targets) -> SuccinctRoles:
+    """The hash-bin delegation every repotool ``targets`` role holds."""
+    assert targets.delegations is not None and targets.delegations.succinct_roles
+    sr: SuccinctRoles = targets.delegations.succinct_roles
+    return sr
+
+
+def entry_from_pending(a: dict[str, Any]) -> FileEntry:
+    """The index entry of a pending ``add``."""
+    return FileEntry(
+        filename=a["filename"],
+        version=a["version"],
+        sha256=a["sha256"],
+        size=a["size"],
+        requires_python=a["requires_python"],
+        requires_dist=tuple(a["requires_dist"]),
+        upload_time=a["upload_time"],
+        yanked=False,
+    )
+
+
+@dataclass
+class Published:
+    root: Metadata[Root]
+    timestamp: Metadata[Timestamp]
+    snapshot: Metadata[Snapshot]
+    targets: Metadata[Targets]
+
+
+class RepositoryTree:
+    """A repository directory: its workspace and what is published."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.meta = root / METADATA_DIR
+        self.work = root / WORK_DIR
+
+    # ---- workspace -------------------------------------------------------------------
+
+    def require(self) -> None:
+        if not (self.work / "config.json").is_file():
+            raise UserError(
+                f"{str(self.root)!r} is not a repotool repository",
+                "create one with 'repotool repo init DIR --name NAME --key PUB'",
+            )
+
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        return locked(self.work / "lock", f"repository {str(self.root)!r}")
+
+    def config(self) -> dict[str, Any]:
+        self.require()
+        cfg: dict[str, Any] = json.loads((self.work / "config.json").read_text())
+        return cfg
+
+    def pending(self) -> Pending:
+        try:
+            doc: Pending = json.loads((self.work / "pending.json").read_bytes())
+        except FileNotFoundError:
+            return {"add": [], "remove": [], "yank": []}
+        return doc
+
+    def save_pending(self, pending: Pending) -> None:
+        atomic_write(self.work / "pending.json", json.dumps(pending, indent=1).encode())
+
+    @staticmethod
+    def next_seq(pending: Pending) -> int:
+        """Pending changes apply at ``sign`` in the order they were made ("seq")."""
+        return 1 + max((int(e.get("seq", 0)) for es in pending.values() for e in es), default=0)
+
+    def pending_root(self) -> Metadata[Root] | None:
+        p = self.work / "root.json"
+        return load_metadata(p) if p.exists() else None
+
+    # ---- reading what is published -----------------------------------------------------
+
+    def published(self) -> Published | None:
+        ts_path = self.meta / "timestamp.json"
+        if not ts_path.exists():
+            return None
+        ts: Metadata[Timestamp] = load_metadata(ts_path)
+        snap: Metadata[Snapshot] = load_metadata(
+            self.meta / f"{ts.signed.snapshot_meta.version}.snapshot.json"
+        )
+        tmeta = snap.signed.meta["targets.json"]
+        targets: Metadata[Targets] = load_metadata(self.meta / f"{tmeta.version}.targets.json")
+        # the newest N.root.json, not the root.json copy (which a sign killed between the
+        # two writes, or an older repotool that never updated it, can leave behind)
+        versions = [int(p.name.split(".")[0]) for p in self.meta.glob("*.root.json")
+                    if p.name.split(".")[0].isdigit()]
+        newest = f"{max(versions)}.root.json" if versions else "root.json"
+        root: Metadata[Root] = load_metadata(self.meta / newest)
+        return Published(root, ts, snap, targets)
+
+    def load_bin(self, pub: Published | None, name: str) -> Metadata[Targets]:
+        if pub is None or f"{name}.json" not in pub.snapshot.signed.meta:
+            return fresh_metadata(Targets())
+        version = pub.snapshot.signed.meta[f"{name}.json"].version
+        return load_metadata(self.meta / f"{version}.{name}.json")
+
+    def read_target(self, tf: TargetFile) -> bytes:
+        path = target_disk_path(self.root, tf.path, tf.hashes["sha256"])
+        data = path.read_bytes()
+        tf.verify_length_and_hashes(data)
+        return data
+
+    def load_shard(self, pub: Published | None, shard: str) -> Shard:
+        if pub is None:
+            return Shard(shard)
+        tf = pub.targets.signed.targets.get(shard_path(shard))
+        if tf is None:
+            return Shard(shard)
+        return Shard.from_bytes(self.read_target(tf), shard)
+
+    def all_projects(self, pub: Published | None) -> set[str]:
+        if pub is None:
+            return set()
+        bins = bins_of(pub.targets.signed)
+        page = ROOT_PAGES[1]
+        b = self.load_bin(pub, bins.get_role_for_target(page))
+        tf = b.signed.targets.get(page)
+        if tf is None:
+            return set()
+        doc = json.loads(self.read_target(tf))
+        return {p["name"] for p in doc["projects"]}
