@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 from repotool import keys
 from repotool.errors import RepotoolError, UsageError, UserError
 from repotool.home import Home, SourceConfig, clock_skew_max, normalize_pattern
-from repotool.publish import Repository, RoleKeys
+from repotool.publish.workspace import Repository, RoleKeys
 from repotool.queries import Views, parse_requirement
 from repotool.storage import duration_max, parse_duration, safe_name
 from repotool.transport import normalize_url
