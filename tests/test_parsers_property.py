@@ -211,6 +211,17 @@ def test_normalize_url_invalid_ipv6_is_a_usage_error() -> None:
             normalize_url(text)
 
 
+@pytest.mark.parametrize("url", ["http://[::1", "http://[::1]x/", "https://[zz]/",
+                                 "http://[::1]:99999/", "http://h:port/"])
+def test_cli_source_add_unparsable_url_is_a_usage_error(keypair: KeyPair, home: Path,
+                                                        url: str) -> None:
+    """The reported bug: ``source add x 'http://[::1' --key K`` printed a traceback."""
+    r = cli("--home", home, "source", "add", "x", url, "--key", keypair.public)
+    clean_outcome(r, 2)
+    assert r.stderr.startswith(f"repotool: error: invalid URL {url!r}"), r.stderr
+    assert not (home / "sources" / "x").exists()
+
+
 @settings(max_examples=300)
 @given(DURATION)
 def test_parse_duration_is_bounded_or_refuses(text: str) -> None:
