@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from attacks import keyring_digest, source_config, tree_digest
@@ -323,14 +324,12 @@ def test_source_config_parses_or_refuses(world: dict[str, Any]) -> None:
         if cfg is None:
             return
         assert 0 <= cfg.clock_skew <= clock_skew_max
-        import urllib.parse
-
-        # every location is one normalize_url accepts, naming the same place (a hand
-        # edit may leave a character such as "," unquoted)
-        assert all(urllib.parse.unquote(normalize_url(u)) == urllib.parse.unquote(u)
-                   for u in cfg.urls)
+        assert all(normalize_url(u) for u in cfg.urls)  # each stays a location the client accepts
         assert all(normalize_pattern(p) == p for p in cfg.only)
         assert SourceConfig.from_bytes(cfg.to_bytes(), "again") == cfg
+
+        # and names the same place (a hand edit may leave a character such as "," unquoted)
+        assert all(unquote(normalize_url(u)) == unquote(u) for u in cfg.urls)
 
     check()
 
