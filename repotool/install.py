@@ -262,13 +262,13 @@ def own_dependencies() -> set[str]:
     from packaging.requirements import InvalidRequirement, Requirement
 
     env = {k: str(v) for k, v in default_environment().items()}
-    seen: set[str] = set()
-    queue = ["repotool"]
+    seen: set[tuple[str, str]] = set()  # (distribution, extra or "")
+    queue: list[tuple[str, str]] = [("repotool", "")]
     while queue:
-        name = queue.pop()
-        if name in seen:
+        name, extra = queue.pop()
+        if (name, extra) in seen:
             continue
-        seen.add(name)
+        seen.add((name, extra))
         try:
             reqs = requires(name) or []
         except PackageNotFoundError:
@@ -278,9 +278,10 @@ def own_dependencies() -> set[str]:
                 req = Requirement(text)
             except InvalidRequirement:
                 continue
-            if req.marker is None or req.marker.evaluate({**env, "extra": ""}):
-                queue.append(canonicalize_name(req.name))
-    return seen
+            if req.marker is None or req.marker.evaluate({**env, "extra": extra}):
+                dep = canonicalize_name(req.name)
+                queue += [(dep, ""), *((dep, canonicalize_name(e)) for e in req.extras)]
+    return {name for name, _ in seen}
 
 
 def _same_prefix(a: str, b: str) -> bool:

@@ -233,3 +233,27 @@ def test_install_into_own_environment_cannot_replace_repotool_dependencies(
         own_dependencies()
     assert "pytest" not in own_dependencies()  # an extra, not a dependency
 
+
+
+def test_oversized_pyproject_in_sdist_refused_unread(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import repotool.buildreqs as buildreqs
+
+    monkeypatch.setattr(buildreqs, "pyproject_max_length", 64)
+    for size, ok in ((64, True), (65, False)):
+        sdist = tmp_path / f"big-{size}.tar.gz"
+        with tarfile.open(sdist, "w:gz") as tf:
+            data = b"#" * size
+            info = tarfile.TarInfo("big-1.0/pyproject.toml")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        if ok:
+            assert buildreqs._open_pyproject(sdist, sdist.name) == data
+        else:
+            with pytest.raises(UserError, match=r"pyproject\.toml is larger than 64 bytes"):
+                buildreqs._open_pyproject(sdist, sdist.name)
+    nested = tmp_path / "nested-1.0.tar.gz"  # only the top-level pyproject.toml counts
+    with tarfile.open(nested, "w:gz") as tf:
+        info = tarfile.TarInfo("nested-1.0/vendored/pyproject.toml")
+        tf.addfile(info, io.BytesIO(b""))
+    assert buildreqs._open_pyproject(nested, nested.name) is None
