@@ -45,6 +45,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from repotool.buildreqs import Target, check_build_requirements, probe_code, target_from_probe
 from repotool.errors import UsageError, UserError
 from repotool.home import Home
 from repotool.proxy import Problem, RunningProxy, Served, VerifiedIndex
@@ -185,43 +186,109 @@ def _option_value(tokens: list[str], where: str) -> str:
 # ---- running pip ------------------------------------------------------------------------------
 
 
-def pip_environment(workdir: Path) -> dict[str, str]:
-    """The environment for pip: ours without ``PIP_*``, no config file, temp in home."""
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("PIP_")}
+def pip_environment(workdir: Path, index_url: str | None = None) -> dict[str, str]:
+    """The environment for pip: ours without ``PIP_*`` and ``UV_*``, no config file,
+    temporary files in repotool's home.
+
+    With ``index_url`` (the proxy), every pip or uv that a build backend starts on its
+    own (setuptools' ``fetch_build_eggs``, a backend running ``pip download``) gets the
+    proxy as its only index, never the public default: ``PIP_INDEX_URL`` and
+    ``UV_DEFAULT_INDEX``/``UV_INDEX_URL`` are set, no extra index, find-links or
+    ``PIP_NO_INDEX`` is, and uv reads no configuration file.
+    """
+    env = {k: v for k, v in os.environ.items()
+           if not k.upper().startswith(("PIP_", "UV_"))}
     no_proxy = ",".join(x for x in ("127.0.0.1", "localhost", env.get("NO_PROXY")) if x)
     env.update({
         "PIP_CONFIG_FILE": os.devnull,  # no pip.conf at all (--isolated keeps global ones)
         "PIP_NO_CACHE_DIR": "1",  # for the build-dependency pip (not --isolated)
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         "PIP_NO_INPUT": "1",
+        "UV_NO_CONFIG": "1",  # no uv.toml or [tool.uv] adds an index
+        "UV_NO_CACHE": "1",  # nothing written outside the home
         "TMPDIR": str(workdir),
         "NO_PROXY": no_proxy,
         "no_proxy": no_proxy,
     })
+    if index_url is not None:
+        env.update({"PIP_INDEX_URL": index_url, "UV_DEFAULT_INDEX": index_url,
+                    "UV_INDEX_URL": index_url})
     return env
 
 
-def pip_version(python: Path, env: dict[str, str], cwd: Path) -> Version:
-    """The version of pip that ``python`` runs.
+@dataclass(frozen=True)
+class _Probe:
+    pip: Version
+    prefix: str
+    target: Target
+
+
+def probe(python: Path, env: dict[str, str], cwd: Path) -> _Probe:
+    """pip's version, ``sys.prefix`` and the install target of ``python``.
 
     Raises:
         UserError: ``python`` cannot be run or has no pip.
     """
-    code = "import sys, pip; sys.stdout.write(pip.__version__)"
     try:
-        proc = subprocess.run([str(python), "-c", code], env=env, cwd=cwd, capture_output=True,
-                              text=True, timeout=120, stdin=subprocess.DEVNULL, check=False)
+        proc = subprocess.run([str(python), "-c", probe_code()], env=env, cwd=cwd,
+                              capture_output=True, text=True, timeout=120,
+                              stdin=subprocess.DEVNULL, check=False)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise UserError(f"cannot run {str(python)!r}: {e}",
                         "give --python a Python interpreter") from None
-    if proc.returncode != 0:
+    try:
+        doc = json.loads(proc.stdout) if proc.returncode == 0 else None
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        raise UserError(f"cannot run {str(python)!r} as a Python interpreter",
+                        "give --python a Python interpreter")
+    if "pip" not in doc:
         raise UserError(f"{str(python)!r} has no usable pip",
                         f"run '{python} -m ensurepip --upgrade'")
     try:
-        return Version(proc.stdout.strip())
+        version = Version(str(doc["pip"]))
     except InvalidVersion:
-        raise UserError(f"{str(python)!r} reports pip version {proc.stdout.strip()!r}") \
-            from None
+        raise UserError(f"{str(python)!r} reports pip version {doc['pip']!r}") from None
+    return _Probe(version, str(doc.get("prefix", "")), target_from_probe(doc))
+
+
+def own_dependencies() -> set[str]:
+    """repotool and every distribution it needs, transitively (canonical names), from
+    the installed metadata: what an install into its own environment must not replace."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    from packaging.markers import default_environment
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    env = {k: str(v) for k, v in default_environment().items()}
+    seen: set[tuple[str, str]] = set()  # (distribution, extra or "")
+    queue: list[tuple[str, str]] = [("repotool", "")]
+    while queue:
+        name, extra = queue.pop()
+        if (name, extra) in seen:
+            continue
+        seen.add((name, extra))
+        try:
+            reqs = requires(name) or []
+        except PackageNotFoundError:
+            continue
+        for text in reqs:
+            try:
+                req = Requirement(text)
+            except InvalidRequirement:
+                continue
+            if req.marker is None or req.marker.evaluate({**env, "extra": extra}):
+                dep = canonicalize_name(req.name)
+                queue += [(dep, ""), *((dep, canonicalize_name(e)) for e in req.extras)]
+    return {name for name, _ in seen}
+
+
+def _same_prefix(a: str, b: str) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return a == b
 
 
 def run_pip(python: Path, args: list[str], *, env: dict[str, str], cwd: Path,
@@ -339,15 +406,20 @@ def install(
     if not home.sources():
         raise UserError("no sources", "add one with 'repotool source add NAME URL --key PUB'")
     py = interpreter(python)
+    extra = extra_args or []
     with workspace(home) as work:
-        env = pip_environment(work)
         cwd = work / "cwd"
         cwd.mkdir()
-        version = pip_version(py, env, cwd)
+        found = probe(py, pip_environment(work), cwd)
+        version = found.pip
         reporting = version >= REPORT_MIN_PIP
         if dry_run and not reporting:
             raise UserError(f"pip {version} in {str(py)!r} cannot do a dry run",
                             f"upgrade it to pip {REPORT_MIN_PIP} or later")
+        own = not dry_run and _same_prefix(found.prefix, sys.prefix)
+        if own and python is None:
+            echo(f"warning: installing into repotool's own environment ({sys.prefix}); "
+                 "give --python PATH (e.g. a venv's python) to install elsewhere\n")
         reqfile = work / "requirements.txt"
         reqfile.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         report = work / "report.json"
@@ -357,20 +429,30 @@ def install(
             for line in lines:
                 name = canonicalize_name(parse_requirement(line.split(" --hash=")[0]).name)
                 outcome.resolutions.append((name, *index.explain(name)))
+        # Before pip runs: every sdist on the way must find its build requirements.
+        check_build_requirements(home, index.state(), lines, limits, found.target,
+                                 ignore_installed="--ignore-installed" in extra,
+                                 report=index._warn)
+        # Rendered requirements are safe as arguments (none starts with "-", and the
+        # working directory is empty); a file is needed only to carry --hash options.
+        hashed = any(" --hash=" in line for line in lines)
+        targets = ["-r", str(reqfile)] if hashed else ["--", *lines]
         with RunningProxy(index) as proxy:
+            # pip and uv started by a build backend get the proxy as their only index
+            env = pip_environment(work, proxy.index_url)
             args = ["install", "--isolated", "--disable-pip-version-check", "--no-input",
                     "--no-cache-dir", "--progress-bar", "off",
                     "--index-url", proxy.index_url]
-            if reporting:
-                args += ["--report", str(report)]
-            if dry_run:
-                args.append("--dry-run")
-            args += extra_args or []
-            # Rendered requirements are safe as arguments (none starts with "-", and the
-            # working directory is empty); a file is needed only to carry --hash options.
-            hashed = any(" --hash=" in line for line in lines)
-            args += ["-r", str(reqfile)] if hashed else ["--", *lines]
-            outcome.pip_exit = run_pip(py, args, env=env, cwd=cwd, echo=echo)
+            if own:
+                outcome.pip_exit = _check_own_environment(py, args, extra, targets, work,
+                                                          env, cwd, echo, reporting)
+            if outcome.pip_exit == 0:
+                if reporting:
+                    args += ["--report", str(report)]
+                if dry_run:
+                    args.append("--dry-run")
+                args += [*extra, *targets]
+                outcome.pip_exit = run_pip(py, args, env=env, cwd=cwd, echo=echo)
             base = proxy.url
         outcome.served = index.served()
         outcome.problems = index.problems()
@@ -381,6 +463,45 @@ def install(
         elif reporting and outcome.pip_exit == 0:
             outcome.installed = []
     return outcome
+
+
+def _check_own_environment(py: Path, args: list[str], extra: list[str], targets: list[str],
+                           work: Path, env: dict[str, str], cwd: Path,
+                           echo: Callable[[str], object], reporting: bool) -> int:
+    """Refuse an install into repotool's own environment that would replace repotool or
+    a distribution it depends on (cryptography, tuf, requests, …): the verifier must
+    not be swapped by what it installs. The plan is pip's own, from a dry run through
+    the same proxy; its output is shown only if it fails. Returns pip's exit status.
+
+    Raises:
+        UserError: the plan replaces one of repotool's own distributions, or pip is too
+            old to tell the plan.
+    """
+    hint = "give --python PATH to install into another environment (e.g. a venv)"
+    if not reporting:
+        raise UserError(f"pip in repotool's own environment is older than {REPORT_MIN_PIP}: "
+                        "cannot check that the install leaves repotool's dependencies alone",
+                        hint)
+    plan = work / "plan.json"
+    output: list[str] = []
+    code = run_pip(py, [*args, "--dry-run", "--report", str(plan), *extra, *targets],
+                   env=env, cwd=cwd, echo=output.append)
+    if code != 0:
+        for line in output:
+            echo(line)
+        return code
+    try:
+        items = json.loads(plan.read_bytes())["install"]
+        planned = {canonicalize_name(str(i["metadata"]["name"])): str(i["metadata"]["version"])
+                   for i in items}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError("pip wrote no readable installation report") from None
+    clash = sorted(set(planned) & own_dependencies())
+    if clash:
+        names = ", ".join(f"{n} {planned[n]}" for n in clash)
+        raise UserError(f"refusing to install {names} into repotool's own environment: it "
+                        "would replace what repotool itself runs on", hint)
+    return 0
 
 
 def _match_report(report: Path, base: str, index: VerifiedIndex) -> list[Installed]:

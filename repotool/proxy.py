@@ -250,6 +250,11 @@ class VerifiedIndex:
                 self.loads += 1
         return self._views
 
+    def state(self) -> Views:
+        """The verified state this index answers from (as loaded now)."""
+        with self._lock:
+            return self.views()
+
     def resolve(self, project: str) -> Resolution:
         """Resolve ``project`` by the one rule; refusals are recorded and re-raised.
 
