@@ -51,7 +51,7 @@ BUDGET_RATIO = 0.80
 _CHILD = r"""
 import http.client, os, sys, time, urllib.parse
 import requests  # imported before the clock starts, as the CLI has by then
-from repotool.transport import Fetcher
+from repotool.transport.fetcher import Fetcher
 mode, url, length, sha, dest = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 f = Fetcher()
 with open(dest, "wb") as out:

@@ -1,3 +1,3 @@
-from repotool.entry import main
+from repotool.cli.entry import main
 
 main()

@@ -262,9 +262,9 @@ def test_freeze_expired_timestamp_refused_and_says_since_when(
 def test_freeze_replayed_current_metadata_refused_once_expired(pubs, home: Path) -> None:
     """The attacker keeps serving what the client already has; time passes (the
     library takes ``now``, so no sleeping)."""
-    from repotool.client import update
-    from repotool.home import Home
-    from repotool.transport import Limits
+    from repotool.client.home import Home
+    from repotool.client.update import update
+    from repotool.transport.limits import Limits
 
     pub = pubs()
     add_and_update(home, Location("path", str(pub.root)), pub.key.public)
@@ -522,7 +522,7 @@ def _lie_first_root(primary_dir: Path, lie: str, other_root: Path) -> None:
 def test_malicious_primary_first_root_mirror_used(
     pubs, home: Path, tmp_path: Path, locations, kind: str, lie: str
 ) -> None:
-    from repotool.transport import normalize_url
+    from repotool.transport.fetcher import normalize_url
 
     pub = pubs()
     primary_dir = tmp_path / "primary"

@@ -97,9 +97,9 @@ def test_kill_before_each_state_write_of_update_leaves_old_or_new_state(
     cleanup, like kill -9) just before its k-th state write, for every k."""
     from datetime import UTC, datetime
 
-    import repotool.client as client_mod
-    from repotool.home import Home
-    from repotool.transport import Limits
+    import repotool.client.update as client_mod
+    from repotool.client.home import Home
+    from repotool.transport.limits import Limits
 
     pub = pubs(projects={f"proj-{i}": ["1.0"] for i in range(3)})
     assert cli("--home", home, "source", "add", "demo", pub.root, "--key",
@@ -212,9 +212,9 @@ def test_reader_holding_a_view_survives_one_concurrent_update(pubs, home: Path) 
     committed must still read the generation and shards it started with."""
     from datetime import UTC, datetime
 
-    from repotool.client import load_view, update
-    from repotool.home import Home
-    from repotool.transport import Limits
+    from repotool.client.home import Home
+    from repotool.client.update import load_view, update
+    from repotool.transport.limits import Limits
 
     pub = pubs(projects={"proj-0": ["1.0"], "proj-1": ["1.0"]})
     assert cli("--home", home, "source", "add", "demo", pub.root, "--key",

@@ -421,7 +421,7 @@ def test_slow_retrieval_special_file_in_a_path_repository(
 
 
 def test_slow_retrieval_default_limits_abandon_a_one_byte_a_second_drip_within_60_s() -> None:
-    from repotool.limits import Limits
+    from repotool.transport.limits import Limits
 
     lim = Limits()
     for declared in (16 * 1024, 100 * 1024 * 1024, 8 * 1024**3):  # timestamp … big wheel
@@ -440,7 +440,7 @@ def test_slow_retrieval_default_limits_abandon_a_one_byte_a_second_drip_within_6
 
 
 def test_slow_retrieval_deadline_grows_with_the_declared_size() -> None:
-    from repotool.limits import Limits
+    from repotool.transport.limits import Limits
 
     lim = Limits(allowance=20.0, min_rate=1000.0)
     assert lim.download_deadline(0) == 20.0
@@ -454,8 +454,8 @@ def test_slow_retrieval_command_bound_shared_by_every_fetcher_of_a_command(
 ) -> None:
     from tuf.api import exceptions as tuf_exc
 
-    from repotool.limits import Limits
-    from repotool.transport import Fetcher
+    from repotool.transport.fetcher import Fetcher
+    from repotool.transport.limits import Limits
 
     (tmp_path / "f").write_bytes(b"x")
     url = (tmp_path / "f").as_uri()
@@ -475,9 +475,9 @@ def test_slow_retrieval_drip_abandoned_after_the_allowance(
     """The full fetcher and the no-change probe (http.client) apply the same floor."""
     from tuf.api import exceptions as tuf_exc
 
-    from repotool.limits import Limits
-    from repotool.probe import Probe
-    from repotool.transport import Fetcher
+    from repotool.transport.fetcher import Fetcher
+    from repotool.transport.limits import Limits
+    from repotool.transport.probe import Probe
 
     pub = pubs()
     srv = locations.server(pub.root)
@@ -572,7 +572,7 @@ def test_endless_data_huge_signed_shard_length_refused(pubs, home: Path, locatio
     """A source whose (validly signed) targets declares a shard larger than the cap is
     refused before one byte of that shard is fetched: a compromised or hostile
     publisher cannot make ``update`` fill memory or disk."""
-    from repotool.limits import Limits
+    from repotool.transport.limits import Limits
 
     pub = pubs()
     srv = locations.server(pub.root)
@@ -600,10 +600,10 @@ def test_endless_data_huge_signed_shard_length_refused(pubs, home: Path, locatio
 def test_endless_data_signed_file_size_above_the_cap_refused_unfetched(
     pubs, home: Path, locations
 ) -> None:
+    from repotool.client.home import Home
+    from repotool.client.queries import Views, cached_file, choose_file, parse_requirement, resolve
     from repotool.errors import VerificationError
-    from repotool.home import Home
-    from repotool.limits import Limits
-    from repotool.queries import Views, cached_file, choose_file, parse_requirement, resolve
+    from repotool.transport.limits import Limits
 
     pub = pubs()
     srv = locations.server(pub.root)

@@ -24,13 +24,13 @@ from attacks import forge_targets, run_repotool, shard_files
 from conftest import cli
 from tuf.api.metadata import TargetFile
 
+from repotool.cli.render import safe
+from repotool.client.home import Home
 from repotool.format.index import shard_of, summarize
 from repotool.format.layout import hashed_name
 from repotool.format.names import InvalidName, is_project_name, parse_filename
-from repotool.home import Home
-from repotool.proxy import RunningProxy, VerifiedIndex
-from repotool.render import safe
-from repotool.transport import Limits
+from repotool.pip.proxy import RunningProxy, VerifiedIndex
+from repotool.transport.limits import Limits
 
 pytest_plugins = ["attacks"]  # fixtures: ca, locations, pubs
 

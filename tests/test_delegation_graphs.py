@@ -31,8 +31,9 @@ from tuf.api.metadata import (
     Timestamp,
 )
 
-from repotool.client import make_updater
-from repotool.transport import Fetcher, Limits
+from repotool.transport.fetcher import Fetcher
+from repotool.transport.limits import Limits
+from repotool.trust.updater import make_updater
 
 
 def _signer() -> CryptoSigner:

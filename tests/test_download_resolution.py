@@ -21,8 +21,8 @@ from builders import build_sdist, build_wheel
 from conftest import CliResult, cli, make_key
 from venvs import make_venv, run_pip, venv_python
 
+from repotool.client.targets import Target, expand_platform, target
 from repotool.publish.workspace import Repository, RoleKeys
-from repotool.targets import Target, expand_platform, target
 
 NATIVE = "py3-none-manylinux_2_17_x86_64"
 
@@ -281,8 +281,8 @@ def test_dependency_confusion_transitive_dep_fenced_to_source_without_it(dl) -> 
 def test_choose_file_keeps_its_contract_for_a_target(world) -> None:
     from packaging.requirements import Requirement
 
-    from repotool.home import Home
-    from repotool.queries import Views, choose_file, resolve
+    from repotool.client.home import Home
+    from repotool.client.queries import Views, choose_file, resolve
 
     view = resolve(Views(Home(world["home"])), "plat").source
     assert choose_file(view, Requirement("plat")).filename == f"plat-1.0-{NATIVE}.whl"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import cli
 
-from repotool.entry import _parse
+from repotool.cli.entry import _parse
 
 
 def _exe(*args: str | Path) -> subprocess.CompletedProcess[str]:

@@ -27,10 +27,10 @@ from conftest import cli
 from servers import RepoServer
 from venvs import make_venv, pip_freeze, run_pip
 
+from repotool.client.home import Home
 from repotool.format.layout import dist_target_path, hashed_name
-from repotool.home import Home
-from repotool.proxy import RunningProxy, VerifiedIndex
-from repotool.transport import Limits
+from repotool.pip.proxy import RunningProxy, VerifiedIndex
+from repotool.transport.limits import Limits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -22,9 +22,9 @@ from builders import build_sdist
 from conftest import cli
 from venvs import make_venv, pip_freeze
 
-from repotool.buildreqs import build_requires
 from repotool.errors import UserError
-from repotool.install import own_dependencies, pip_environment
+from repotool.pip.buildreqs import build_requires
+from repotool.pip.install import own_dependencies, pip_environment
 
 
 def add_source(home: Path, name: str, pub: Any) -> None:
@@ -237,7 +237,7 @@ def test_install_into_own_environment_cannot_replace_repotool_dependencies(
 
 def test_oversized_pyproject_in_sdist_refused_unread(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    import repotool.buildreqs as buildreqs
+    import repotool.pip.buildreqs as buildreqs
 
     monkeypatch.setattr(buildreqs, "pyproject_max_length", 64)
     for size, ok in ((64, True), (65, False)):

@@ -36,12 +36,12 @@ from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 
 from repotool import keys
+from repotool.client.home import Home, SourceConfig, clock_skew_max, normalize_pattern
+from repotool.client.queries import Views, parse_requirement
 from repotool.errors import RepotoolError, UsageError, UserError
-from repotool.home import Home, SourceConfig, clock_skew_max, normalize_pattern
 from repotool.publish.workspace import Repository, RoleKeys
-from repotool.queries import Views, parse_requirement
 from repotool.storage import duration_max, parse_duration, safe_name
-from repotool.transport import normalize_url
+from repotool.transport.fetcher import normalize_url
 
 pytest_plugins = ["attacks"]
 # CLI-level tests run the real CLI per example: they report the failing example as
@@ -349,8 +349,8 @@ def test_source_config_refuses_a_skew_beyond_the_cap(world: dict[str, Any]) -> N
 def test_keyring_and_cache_files_parse_or_refuse(world: dict[str, Any]) -> None:
     """state.json, root.json (keyring), status.json and projects.json (cache) as the
     update path and the query commands read them."""
-    from repotool.client import _read_keyring
-    from repotool.state import keyring_state, load_view
+    from repotool.client.state import keyring_state, load_view
+    from repotool.client.update import _read_keyring
 
     src = world["src"]
     state = json.loads((src / "keyring" / "state.json").read_bytes())
@@ -659,12 +659,12 @@ def test_internal_error_is_one_line_unless_debugging(world: dict[str, Any],
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A bug still gives one line and exit 1 (no traceback, SPEC §2), says it is a bug,
     and REPOTOOL_DEBUG=1 shows it whole."""
-    import repotool.queries
+    import repotool.client.queries
 
     def broken(*a: Any, **k: Any) -> Any:
         raise ZeroDivisionError("a bug\nsecond line")
 
-    monkeypatch.setattr(repotool.queries, "list_projects", broken)
+    monkeypatch.setattr(repotool.client.queries, "list_projects", broken)
     monkeypatch.delenv("REPOTOOL_DEBUG", raising=False)
     r = cli("--home", world["home"], "list")
     assert r.exit_code == 1

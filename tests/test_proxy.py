@@ -1,4 +1,4 @@
-"""The verified simple index (repotool/proxy.py), spoken to over real HTTP (no pip here).
+"""The verified simple index (repotool/pip/proxy.py), spoken to over real HTTP (no pip here).
 
 Only verified bytes leave the proxy: pages come from the signed indexes, one source per
 project, and a file is sent only after its length and sha256 were checked.
@@ -23,16 +23,10 @@ from builders import sha256_file, tamper
 from conftest import cli
 from servers import RepoServer
 
+from repotool.client.home import Home
 from repotool.format.layout import dist_target_path, hashed_name
-from repotool.home import Home
-from repotool.proxy import (
-    HTML_V1_TYPE,
-    HostCheck,
-    RunningProxy,
-    VerifiedIndex,
-    choose_format,
-)
-from repotool.transport import Limits
+from repotool.pip.proxy import HTML_V1_TYPE, HostCheck, RunningProxy, VerifiedIndex, choose_format
+from repotool.transport.limits import Limits
 
 JSON = "application/vnd.pypi.simple.v1+json"
 PIP_ACCEPT = (
@@ -389,7 +383,7 @@ def test_dns_rebinding_beyond_loopback_accepts_addresses_and_allowed_names(
 
 def test_proxy_command_beyond_loopback_warns(make_published, home: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    import repotool.proxy
+    import repotool.pip.proxy
 
     pub = make_published()
     add_source(home, "demo", pub)
@@ -403,7 +397,7 @@ def test_proxy_command_beyond_loopback_warns(make_published, home: Path,
             answers.extend(_get_with_host(self, "/simple/", h)[0]
                            for h in (f"build.lan:{port}", f"attacker.example:{port}"))
 
-    monkeypatch.setattr(repotool.proxy, "RunningProxy", Once)
+    monkeypatch.setattr(repotool.pip.proxy, "RunningProxy", Once)
     r = cli("--home", home, "proxy", "--port", "0", "--host", "0.0.0.0",
             "--allow-host", "build.lan")
     assert r.exit_code == 0, r.output
@@ -448,14 +442,14 @@ def test_endless_bad_requests_keep_problem_lists_bounded(make_published, home: P
 
 def test_live_view_reused_until_generation_changes(make_published, home: Path, serve: Any,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    import repotool.proxy
-    import repotool.queries
+    import repotool.client.queries
+    import repotool.pip.proxy
 
     pub = make_published(projects={"demo-pkg": ["1.0"], "other": ["1.0"]})
     add_source(home, "demo", pub)
     update(home)
     calls = {"load_view": 0, "resolve": 0}
-    real_load, real_resolve = repotool.queries.load_view, repotool.proxy.resolve
+    real_load, real_resolve = repotool.client.queries.load_view, repotool.pip.proxy.resolve
 
     def counting_load(*a: Any) -> Any:
         calls["load_view"] += 1
@@ -465,8 +459,8 @@ def test_live_view_reused_until_generation_changes(make_published, home: Path, s
         calls["resolve"] += 1
         return real_resolve(*a)
 
-    monkeypatch.setattr(repotool.queries, "load_view", counting_load)
-    monkeypatch.setattr(repotool.proxy, "resolve", counting_resolve)
+    monkeypatch.setattr(repotool.client.queries, "load_view", counting_load)
+    monkeypatch.setattr(repotool.pip.proxy, "resolve", counting_resolve)
     proxy = serve(home, live=True)
     names = lambda: [p["name"] for p in json.loads(get(proxy, "/simple/", JSON)[2])["projects"]]  # noqa: E731
     assert names() == ["demo-pkg", "other"]

@@ -114,8 +114,9 @@ def test_threshold_one_key_cannot_publish_in_2_of_3_repository(
 def _tuf_client(root: Path, loc: Any, work: Path) -> Any:
     """A TUF client on repotool's own fetcher (as the conformance adapter runs it),
     bootstrapped from the genuine 1.root.json and refreshed."""
-    from repotool.client import make_updater
-    from repotool.transport import Fetcher, Limits
+    from repotool.transport.fetcher import Fetcher
+    from repotool.transport.limits import Limits
+    from repotool.trust.updater import make_updater
 
     url = loc.url if loc.kind != "path" else root.resolve().as_uri()
     url = url.rstrip("/") + "/"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from tuf.api import exceptions as tuf_exc
 
-from repotool.transport import Fetcher
+from repotool.transport.fetcher import Fetcher
 
 
 @pytest.mark.parametrize("name", ["..%2Foutside.json", "%2E%2E%2Foutside.json", "..%2F..%2Fx"])

@@ -59,9 +59,9 @@ def _hash(path: Path) -> tuple[str, int] | None:
 def check_repository(directory: Path, *, now: datetime) -> CheckReport:
     from tuf.api import exceptions as tuf_exc
 
-    from repotool.client import make_updater
     from repotool.format.index import Shard
-    from repotool.transport import Fetcher, translate_download_error
+    from repotool.transport.fetcher import Fetcher, translate_download_error
+    from repotool.trust.updater import make_updater
 
     report = CheckReport()
     meta = directory / METADATA_DIR

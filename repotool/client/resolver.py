@@ -44,15 +44,15 @@ from packaging.version import InvalidVersion, Version
 from resolvelib import AbstractProvider, BaseReporter, ResolutionImpossible, ResolutionTooDeep
 from resolvelib import Resolver as _Resolver
 
+from repotool.client.targets import Target
 from repotool.errors import FormatError, RepotoolError, UsageError, UserError
-from repotool.targets import Target
 
 if TYPE_CHECKING:
     from resolvelib.structs import RequirementInformation
 
+    from repotool.client.queries import Views
+    from repotool.client.state import SourceView
     from repotool.format.index import FileEntry
-    from repotool.queries import Views
-    from repotool.state import SourceView
 
 __all__ = ["Candidate", "Requirement", "resolve_requirements"]
 
@@ -197,7 +197,7 @@ class _Provider(AbstractProvider[Requirement, Candidate, str]):
     def project(self, name: str, asked: Sequence[Requirement]
                 ) -> tuple[SourceView, dict[Version, _Release]]:
         if name not in self._projects:
-            from repotool.queries import resolve
+            from repotool.client.queries import resolve
 
             try:
                 view = resolve(self.views, name).source

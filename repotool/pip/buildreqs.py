@@ -39,10 +39,10 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from repotool.client.home import Home
+from repotool.client.queries import Views, cached_file, resolve
 from repotool.errors import RepotoolError, UserError
-from repotool.home import Home
-from repotool.queries import Views, cached_file, resolve
-from repotool.transport import Limits
+from repotool.transport.limits import Limits
 
 __all__ = ["DEFAULT_BUILD_REQUIRES", "Target", "build_requires", "check_build_requirements"]
 

@@ -48,6 +48,9 @@ from typing import IO, Any
 
 from packaging.utils import canonicalize_name
 
+from repotool.client.home import Home
+from repotool.client.queries import Resolution, Views, cached_file, resolve
+from repotool.client.state import keyring_state
 from repotool.errors import RepotoolError, VerificationError
 from repotool.format.simple import (
     HTML_CONTENT_TYPE,
@@ -57,10 +60,7 @@ from repotool.format.simple import (
     root_html,
     root_json,
 )
-from repotool.home import Home
-from repotool.queries import Resolution, Views, cached_file, resolve
-from repotool.state import keyring_state
-from repotool.transport import Limits
+from repotool.transport.limits import Limits
 
 __all__ = [
     "HostCheck",

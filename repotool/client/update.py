@@ -31,261 +31,38 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from repotool.client.home import Home, SourceConfig
+from repotool.client.state import SourceView, keyring_state, load_view, read_cached
 from repotool.errors import (
-    DownloadError,
     FormatError,
     RepotoolError,
     UserError,
     VerificationError,
 )
-from repotool.home import Home, SourceConfig
-from repotool.limits import Limits
-from repotool.state import SourceView, keyring_state, load_view, read_cached
 from repotool.storage import atomic_write, fsync_dir
+from repotool.transport.limits import Limits
+from repotool.trust.root import _parse_root, _repo_name, _short, root_max_length
+from repotool.trust.updater import make_updater
 
 if TYPE_CHECKING:
-    from repotool.probe import Probe
-    from repotool.transport import Fetcher
+    from repotool.transport.fetcher import Fetcher
+    from repotool.transport.probe import Probe
 
 __all__ = [
     "SourceView",
     "UpdateResult",
-    "add_source",
-    "clean",
     "load_view",
-    "remove_source",
     "update",
 ]
 
-root_max_length = 512 * 1024  # bytes of one root.json
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX2 = re.compile(r"[0-9a-f]{2}")
 _META_FILES = ("timestamp.json", "snapshot.json", "targets.json")
-
-
-# ---- source add / remove ------------------------------------------------------------
-
-
-def _parse_root(data: bytes, origin: str) -> Any:
-    from tuf.api.metadata import Metadata, Root
-
-    try:
-        md = Metadata.from_bytes(data)
-    except Exception as e:
-        raise FormatError(f"{origin} is not valid TUF metadata: {_short(e)}") from None
-    if not isinstance(md.signed, Root):
-        raise FormatError(f"{origin} is {md.signed.type!r} metadata, not a root")
-    return md
-
-
-def _short(e: BaseException) -> str:
-    return (str(e).splitlines() or [type(e).__name__])[0][:200]
-
-
-def _first_root(
-    cfg: SourceConfig, fetcher: Fetcher, key_ids: list[str],
-    report: Callable[[str], None] | None,
-) -> tuple[bytes, Any, str]:
-    """``metadata/1.root.json`` fetched and verified (:func:`_check_root`) at the first
-    location that serves a good one: a location that fails or lies is recorded as
-    ``URL: why`` and the next is tried; the failures are passed to ``report`` when a
-    later location served the root.
-
-    Raises:
-        VerificationError: every location failed and at least one lied (exit 3).
-        DownloadError: every location was unreachable or answered with an error.
-    """
-    from repotool.transport import translate_download_error
-
-    failures: list[tuple[str, RepotoolError]] = []
-    for url in cfg.urls:
-        full = f"{url}metadata/1.root.json"
-        try:
-            try:
-                data = fetcher.download_bytes(full, root_max_length)
-            except Exception as e:
-                err = translate_download_error(e, full)
-                raise err if isinstance(err, RepotoolError) else DownloadError(
-                    f"{full}: {_short(err)}") from None
-            md = _check_root(data, full, key_ids)
-        except RepotoolError as e:
-            failures.append((full, e))
-            continue
-        if report is not None:
-            for u, err in failures:
-                report(f"location failed, next one used: {_where(u, err)}")
-        return data, md, full
-    if len(failures) == 1:
-        only = failures[0][1]
-        hint = only.hint or "check the URL; it must be the repository directory holding metadata/"
-        raise type(only)(_where(*failures[0]), hint)
-    lied = any(isinstance(e, VerificationError) for _, e in failures)
-    raise (VerificationError if lied else DownloadError)(
-        "could not get the repository's first root from any location: "
-        + "; ".join(_where(u, e) for u, e in failures),
-        "check the URLs; each must be the repository directory holding metadata/",
-    )
-
-
-def _where(url: str, e: RepotoolError) -> str:
-    """``URL: message``, without repeating a URL the message already names."""
-    return e.message if e.message.startswith(url) else f"{url}: {e.message}"
-
-
-def _check_root(data: bytes, origin: str, key_ids: list[str]) -> Any:
-    """The root in ``data`` (``Metadata[Root]``) if it meets its own threshold and, with
-    ``key_ids``, lists each as a root key and carries a valid signature by each.
-
-    Raises:
-        FormatError: not a root.
-        VerificationError: the signatures do not hold.
-    """
-    md = _parse_root(data, origin)
-    root = md.signed
-    try:
-        root.verify_delegate("root", md.signed_bytes, md.signatures)
-    except Exception as e:
-        raise VerificationError(f"{origin}: root is not signed by its own threshold: {e}") \
-            from None
-    if key_ids:
-        from securesystemslib.exceptions import UnverifiedSignatureError
-
-        root_keys = set(root.roles["root"].keyids)
-        for kid in key_ids:
-            if kid not in root_keys:
-                raise VerificationError(
-                    f"{origin}: key {kid} is not a root key of the repository's first root",
-                    "check the key or fingerprint the publisher gave you; after a root "
-                    "key rotation, add it with the original key or with --root ROOT.json",
-                )
-            sig = md.signatures.get(kid)
-            try:
-                if sig is None:
-                    raise UnverifiedSignatureError("missing")
-                root.get_key(kid).verify_signature(sig, md.signed_bytes)
-            except UnverifiedSignatureError:
-                raise VerificationError(
-                    f"{origin}: the repository's root carries no valid signature by key "
-                    f"{kid}"
-                ) from None
-    return md
-
-
-def add_source(
-    home: Home,
-    cfg: SourceConfig,
-    *,
-    key_ids: list[str],
-    root_file: Path | None,
-    ca_cert: Path | None,
-    limits: Limits,
-    report: Callable[[str], None] | None = None,
-) -> Any:
-    """Bootstrap a source's keyring and save it; returns the trusted root (``Root``).
-
-    With ``key_ids``: the repository's first root must list every one of them as a
-    root key and carry a valid signature by each, and meet its own threshold.
-    With ``root_file``: that root is the anchor (it must meet its own threshold).
-
-    Raises:
-        UserError: the name exists, a file is unreadable.
-        VerificationError: the root is not what the user's keys vouch for.
-        DownloadError: no location served the root.
-    """
-    sdir = home.source_dir(cfg.name)
-    ca_bytes = None
-    if ca_cert is not None:
-        try:
-            ca_bytes = ca_cert.read_bytes()
-        except OSError as e:
-            raise UserError(f"cannot read CA certificate {str(ca_cert)!r}: {e.strerror}") from None
-        if b"-----BEGIN CERTIFICATE-----" not in ca_bytes:
-            raise UserError(f"{str(ca_cert)!r} is not a PEM certificate")
-    with home.lock():
-        if home.exists(cfg.name):
-            raise UserError(
-                f"a source named {cfg.name!r} already exists",
-                f"remove it first ('repotool source remove {cfg.name}') or pick another name",
-            )
-        others = home.sources()
-        if root_file is not None:
-            try:
-                root_bytes = root_file.read_bytes()
-            except OSError as e:
-                raise UserError(f"cannot read {str(root_file)!r}: {e.strerror}") from None
-            try:
-                md = _check_root(root_bytes, str(root_file), key_ids)
-            except FormatError as e:
-                raise UserError(e.message, "give the root.json the publisher gave you") \
-                    from None
-        else:
-            from repotool.transport import Fetcher
-
-            with tempfile.NamedTemporaryFile(suffix=".pem") as tmp:
-                if ca_bytes:
-                    tmp.write(ca_bytes)
-                    tmp.flush()
-                fetcher = Fetcher(limits, tmp.name if ca_bytes else None)
-                root_bytes, md, _origin = _first_root(cfg, fetcher, key_ids, report)
-        root = md.signed
-        repo_name = _repo_name(root)
-        cfg.repo_name = repo_name
-        cfg.trusted_keys = sorted(root.roles["root"].keyids)
-        cfg.order = max([s.order for s in others], default=0) + 1
-        cfg.ca_cert = ca_bytes is not None
-        tmpdir = Path(tempfile.mkdtemp(dir=home.root if home.root.exists() else None))
-        try:
-            stage = SourceConfig(**{**cfg.__dict__})
-            kr = tmpdir / "keyring"
-            atomic_write(kr / "root.json", root_bytes)
-            atomic_write(kr / "state.json", json.dumps({"versions": {}}).encode())
-            if ca_bytes:
-                atomic_write(kr / "ca.pem", ca_bytes)
-            atomic_write(tmpdir / "source.json", stage.to_bytes())
-            sdir.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmpdir, sdir)
-            fsync_dir(sdir.parent)
-        finally:
-            shutil.rmtree(tmpdir, ignore_errors=True)
-    return root
-
-
-def _repo_name(root: Any) -> str:
-    field_ = root.unrecognized_fields.get("x-repotool")
-    if isinstance(field_, dict) and isinstance(field_.get("name"), str):
-        return str(field_["name"])
-    return ""
-
-
-def remove_source(home: Home, name: str) -> None:
-    sdir = home.source_dir(name)
-    with home.lock():
-        home.source(name)
-        with home.source_lock(name):
-            trash = sdir.with_name(f".removing-{name}")
-            shutil.rmtree(trash, ignore_errors=True)  # left by a removal killed half-way
-            os.replace(sdir, trash)
-            shutil.rmtree(trash, ignore_errors=True)
-
-
-def clean(home: Home, name: str) -> None:
-    home.source(name)
-    with home.source_lock(name):
-        cache = home.cache(name)
-        if cache.exists():
-            trash = cache.with_name(".cache-cleaning")
-            shutil.rmtree(trash, ignore_errors=True)
-            os.replace(cache, trash)
-            shutil.rmtree(trash, ignore_errors=True)
-
-
-# ---- update ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -354,7 +131,7 @@ def _update_source(
     view = load_view(home, cfg)
     ref = now - timedelta(seconds=cfg.clock_skew)
     if view is not None:
-        from repotool.probe import Probe
+        from repotool.transport.probe import Probe
 
         probe = Probe(limits, home.ca_cert(cfg))
         if _unchanged(cfg, keyring_state(home, cfg.name), probe, ref):
@@ -365,7 +142,7 @@ def _update_source(
             res.files_fetched = probe.files_fetched
             res.bytes_fetched = probe.bytes_fetched
             return
-    from repotool.transport import Fetcher
+    from repotool.transport.fetcher import Fetcher
 
     fetcher = Fetcher(limits, home.ca_cert(cfg))
     worst: RepotoolError | None = None
@@ -505,7 +282,7 @@ def _update_from(
 ) -> None:
     from tuf.api import exceptions as tuf_exc
 
-    from repotool.transport import translate_download_error
+    from repotool.transport.fetcher import translate_download_error
 
     cache = home.cache(cfg.name)
     work = Path(tempfile.mkdtemp(prefix="gen-", dir=cache))
@@ -727,32 +504,6 @@ def _commit_keyring(
     }
     if keyring_state(home, name) != state:
         atomic_write(kr / "state.json", json.dumps(state, sort_keys=True).encode())
-
-
-def make_updater(
-    meta_dir: Path,
-    metadata_url: str,
-    target_url: str | None,
-    root_bytes: bytes,
-    fetcher: Fetcher,
-    reference_time: datetime | None = None,
-) -> Any:
-    """python-tuf's ``Updater`` as repotool drives it: bootstrapped from the given trusted
-    root (never from the cache), on repotool's fetcher and its length caps, and — with
-    ``reference_time`` — judging expiry against one time per run, not python-tuf's own
-    clock reading. Shared by ``update``, ``repo check`` and the conformance adapter."""
-    from tuf.ngclient import Updater, UpdaterConfig
-
-    cap = fetcher.limits.metadata_max_length
-    up = Updater(
-        str(meta_dir), metadata_url, None, target_url, fetcher,
-        UpdaterConfig(snapshot_max_length=cap, targets_max_length=cap),
-        bootstrap=root_bytes,
-    )
-    if reference_time is not None:
-        # (1) one reference time per run; python-tuf 7 has no public way to set it
-        up._trusted_set.reference_time = reference_time
-    return up
 
 
 def _root_version(data: bytes) -> int:

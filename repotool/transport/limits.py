@@ -1,7 +1,7 @@
 """How much and how long a download may take (SPEC §3.5), as pure decisions.
 
-Kept apart from the fetchers (repotool/transport.py) so that the no-change update's
-probe (repotool/probe.py) and the queries can use them without importing python-tuf's
+Kept apart from the fetchers (repotool/transport/fetcher.py) so that the no-change update's
+probe (repotool/transport/probe.py) and the queries can use them without importing python-tuf's
 client or an HTTP stack.
 
 Time, per download: every download gets a fixed ``allowance`` (connection, TLS, the

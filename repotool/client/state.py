@@ -26,8 +26,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from repotool.client.home import Home, SourceConfig
 from repotool.errors import VerificationError
-from repotool.home import Home, SourceConfig
 
 __all__ = ["SourceView", "keyring_state", "load_view", "read_cached"]
 

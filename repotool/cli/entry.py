@@ -57,10 +57,10 @@ def _parse(argv: list[str]) -> tuple[Path | None, str, list[str], str | None, bo
 
 
 def _run_fast(parsed: tuple[Path | None, str, list[str], str | None, bool]) -> int:
+    from repotool.cli.render import print_rows, print_show, safe
+    from repotool.client.home import Home, default_home
+    from repotool.client.queries import Views, list_projects, search, show
     from repotool.errors import RepotoolError
-    from repotool.home import Home, default_home
-    from repotool.queries import Views, list_projects, search, show
-    from repotool.render import print_rows, print_show, safe
 
     def warn(message: str) -> None:
         sys.stderr.write(f"repotool: warning: {safe(message)}\n")
@@ -100,11 +100,11 @@ def _run_fast(parsed: tuple[Path | None, str, list[str], str | None, bool]) -> i
 def _update(home: object, as_json: bool) -> int:
     from datetime import UTC, datetime
 
-    from repotool.client import update
+    from repotool.cli.render import print_update
+    from repotool.client.home import Home
+    from repotool.client.update import update
     from repotool.errors import UserError
-    from repotool.home import Home
-    from repotool.limits import Limits
-    from repotool.render import print_update
+    from repotool.transport.limits import Limits
 
     assert isinstance(home, Home)
     if not home.sources():
@@ -117,6 +117,6 @@ def main() -> None:
     parsed = _parse(sys.argv[1:])
     if parsed is not None:
         sys.exit(_run_fast(parsed))
-    from repotool.cli import main as cli_main
+    from repotool.cli.app import main as cli_main
 
     cli_main()

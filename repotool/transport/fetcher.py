@@ -3,7 +3,7 @@
 Every fetcher is a python-tuf ``FetcherInterface`` (``tuf.ngclient.fetcher``; only
 ``_fetch`` and the bounded downloads are ours), so the TUF workflow, repotool's shard
 and file downloads, and the conformance adapter all go through the same code, with the
-same limits (repotool/limits.py):
+same limits (repotool/transport/limits.py):
 
 * a length cap on every download: the signed length, or a fixed cap where none is
   signed, and a configured cap above any signed length (``Limits.*_max_length``);
@@ -16,7 +16,7 @@ same limits (repotool/limits.py):
   already streaming is never retried.
 
 Importing this module imports python-tuf's client and urllib3; the no-change update
-uses repotool/probe.py instead.
+uses repotool/transport/probe.py instead.
 
 Transport is never trusted: TLS only adds privacy. ``ca_cert`` adds a CA for one
 source; otherwise requests uses the system CAs or ``REQUESTS_CA_BUNDLE``.
@@ -40,8 +40,8 @@ from tuf.api import exceptions as tuf_exc
 from tuf.ngclient.fetcher import FetcherInterface
 
 from repotool.errors import DownloadError, UsageError, VerificationError
-from repotool.limits import Limits
-from repotool.probe import bounded, check_command_time, chunk_size, open_file_url
+from repotool.transport.limits import Limits
+from repotool.transport.probe import bounded, check_command_time, chunk_size, open_file_url
 
 if TYPE_CHECKING:
     import requests

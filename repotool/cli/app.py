@@ -22,6 +22,7 @@ import click
 import typer
 
 from repotool import __version__
+from repotool.cli.render import print_rows, print_show, print_update, safe, safe_lines
 from repotool.errors import (
     RepotoolError,
     UsageError,
@@ -29,7 +30,6 @@ from repotool.errors import (
     debug_enabled,
     internal_error_line,
 )
-from repotool.render import print_rows, print_show, print_update, safe, safe_lines
 
 app = typer.Typer(
     name="repotool",
@@ -119,18 +119,18 @@ def _now() -> datetime:
 
 
 def _home() -> Any:
-    from repotool.home import Home, default_home
+    from repotool.client.home import Home, default_home
 
     return Home(STATE.home or default_home())
 
 
 def _limits() -> Any:
-    from repotool.transport import Limits
+    from repotool.transport.limits import Limits
 
     if STATE.timeout is None:
         return Limits().started()  # one time bound for the whole command
     t = STATE.timeout
-    # the allowance every download gets before the rate floor applies (repotool/limits.py)
+    # the allowance every download gets before the rate floor applies (repotool/transport/limits.py)
     return Limits(connect_timeout=min(10.0, t), read_timeout=min(15.0, t),
                   allowance=t).started()
 
@@ -552,14 +552,14 @@ def source_add(
 ) -> None:
     """Add a repository and trust its root key(s) for it alone."""
     from repotool import keys as keymod
-    from repotool.client import add_source
-    from repotool.home import SourceConfig, normalize_pattern
-    from repotool.transport import normalize_url
+    from repotool.client.home import SourceConfig, normalize_pattern
+    from repotool.client.sources import add_source
+    from repotool.transport.fetcher import normalize_url
 
     given = sum(bool(x) for x in (key, fingerprint, root))
     if given != 1:
         raise UsageError("give exactly one of --key, --fingerprint or --root")
-    from repotool.home import clock_skew_max
+    from repotool.client.home import clock_skew_max
 
     skew = _duration(clock_skew, "--clock-skew", clock_skew_max,
                      "a skew tolerates a client clock that is off, not expired metadata; "
@@ -591,7 +591,7 @@ def source_add(
 
 
 def _source_doc(home: Any, cfg: Any) -> dict[str, Any]:
-    from repotool.state import load_view
+    from repotool.client.state import load_view
 
     view = load_view(home, cfg)
     try:
@@ -650,7 +650,7 @@ def source_show(
 @handled
 def source_remove(name: Annotated[str, typer.Argument()]) -> None:
     """Remove a source with its keyring, caches and state."""
-    from repotool.client import remove_source
+    from repotool.client.sources import remove_source
 
     remove_source(_home(), name)
     _err(f"removed source {name!r}")
@@ -668,7 +668,7 @@ def update(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Fetch and verify the signed index of every source (or those named)."""
-    from repotool.client import update as do_update
+    from repotool.client.update import update as do_update
 
     home = _home()
     if not names and not home.sources():
@@ -684,7 +684,7 @@ def update(
 @handled
 def clean(names: Annotated[list[str] | None, typer.Argument()] = None) -> None:
     """Empty the metadata and file caches (keyrings stay)."""
-    from repotool.client import clean as do_clean
+    from repotool.client.sources import clean as do_clean
 
     home = _home()
     for n in names or [c.name for c in home.sources()]:
@@ -699,7 +699,7 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List projects from local verified state."""
-    from repotool.queries import Views, list_projects
+    from repotool.client.queries import Views, list_projects
 
     rows = list_projects(Views(_home(), source, now=_now(), warn=_warn))
     print_rows(rows, as_json)
@@ -712,8 +712,8 @@ def search(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Search project names and summaries (case-insensitive)."""
-    from repotool.queries import Views
-    from repotool.queries import search as do_search
+    from repotool.client.queries import Views
+    from repotool.client.queries import search as do_search
 
     print_rows(do_search(Views(_home(), now=_now(), warn=_warn), text), as_json)
 
@@ -725,8 +725,8 @@ def show(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Versions, files, dependencies and the source a project resolves to."""
-    from repotool.queries import Views
-    from repotool.queries import show as do_show
+    from repotool.client.queries import Views
+    from repotool.client.queries import show as do_show
 
     print_show(do_show(Views(_home(), now=_now(), warn=_warn), project), as_json)
 
@@ -750,8 +750,8 @@ def download(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Download verified files into a directory."""
-    from repotool.queries import download as do_download
-    from repotool.targets import target
+    from repotool.client.queries import download as do_download
+    from repotool.client.targets import target
 
     chosen_for = target(python, platforms=platforms or [], python_version=python_version)
     done = do_download(_home(), requirements, dest, deps=deps, limits=_limits(),
@@ -771,7 +771,7 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Say which trusted source vouches for each file; exit 3 if any is unvouched."""
-    from repotool.queries import verify_files
+    from repotool.client.queries import verify_files
 
     items = verify_files(_home(), files, now=_now())
     if as_json:
@@ -870,7 +870,7 @@ def install(
         "why; install nothing.")] = False,
 ) -> None:
     """Install with pip through the verified index: pip never receives unverified bytes."""
-    from repotool.install import install as do_install
+    from repotool.pip.install import install as do_install
 
     outcome = do_install(_home(), list(requirements or []), list(requirement_file or []),
                          python=python, limits=_limits(), dry_run=dry_run, echo=_echo)
@@ -890,8 +890,8 @@ def lock(
     python: PythonOpt = None,
 ) -> None:
     """Resolve with pip through the verified index and write name==version --hash lines."""
-    from repotool.lock import lock as do_lock
-    from repotool.lock import render
+    from repotool.pip.lock import lock as do_lock
+    from repotool.pip.lock import render
     from repotool.storage import atomic_write
 
     out = do_lock(_home(), list(requirements or []), list(requirement_file or []),
@@ -927,7 +927,7 @@ def proxy(
     import signal
     import threading
 
-    from repotool.proxy import RunningProxy, VerifiedIndex, is_loopback
+    from repotool.pip.proxy import RunningProxy, VerifiedIndex, is_loopback
 
     home = _home()
     if not home.sources():

@@ -30,11 +30,11 @@ from typing import Any
 
 from packaging.version import Version
 
+from repotool.client.home import Home
+from repotool.client.queries import Views, resolve
 from repotool.errors import RepotoolError, UserError
-from repotool.home import Home
-from repotool.install import InstallOutcome, install
-from repotool.queries import Views, resolve
-from repotool.transport import Limits
+from repotool.pip.install import InstallOutcome, install
+from repotool.transport.limits import Limits
 
 __all__ = ["LockEntry", "LockOutcome", "lock", "render"]
 

@@ -38,9 +38,9 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from repotool.client.home import Home, SourceConfig
+from repotool.client.state import SourceView, load_view
 from repotool.errors import DownloadError, RepotoolError, UserError, VerificationError
-from repotool.home import Home, SourceConfig
-from repotool.state import SourceView, load_view
 from repotool.storage import fsync_dir, hash_file
 
 __all__ = [
@@ -225,8 +225,8 @@ def choose_file(view: SourceView, req: Any, *, sdist_ok: bool = True,
     """The best file for ``req`` (a packaging Requirement) in ``view`` for ``target``
     (default: this interpreter): highest version the specifier allows (yanked only if
     pinned with ==, prereleases as pip), then the most specific fitting wheel, else sdist."""
-    from repotool.resolver import Requirement, releases
-    from repotool.targets import Target
+    from repotool.client.resolver import Requirement, releases
+    from repotool.client.targets import Target
 
     target = target or Target.current()
     want = Requirement.of(req)
@@ -259,7 +259,7 @@ def cached_file(
         DownloadError: no location could be reached.
     """
     from repotool.format.layout import dist_target_path, hashed_name
-    from repotool.transport import Fetcher
+    from repotool.transport.fetcher import Fetcher
 
     files = view.cache / "files"
     dest = files / entry.sha256
@@ -330,8 +330,8 @@ def download(
         UsageError: a malformed or direct-URL requirement (before anything is read).
         UserError: the requirements cannot be satisfied (the conflict is named).
     """
-    from repotool.resolver import Requirement, resolve_requirements
-    from repotool.targets import Target
+    from repotool.client.resolver import Requirement, resolve_requirements
+    from repotool.client.targets import Target
 
     parsed = [Requirement.parse(r) for r in requirements]
     target = target or Target.current()

@@ -45,12 +45,12 @@ from typing import Any
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from repotool.buildreqs import Target, check_build_requirements, probe_code, target_from_probe
+from repotool.client.home import Home
+from repotool.client.queries import parse_requirement
 from repotool.errors import UsageError, UserError
-from repotool.home import Home
-from repotool.proxy import Problem, RunningProxy, Served, VerifiedIndex
-from repotool.queries import parse_requirement
-from repotool.transport import Limits
+from repotool.pip.buildreqs import Target, check_build_requirements, probe_code, target_from_probe
+from repotool.pip.proxy import Problem, RunningProxy, Served, VerifiedIndex
+from repotool.transport.limits import Limits
 
 __all__ = [
     "InstallOutcome",

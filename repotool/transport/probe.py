@@ -4,7 +4,7 @@ time bound every download goes through.
 The no-change ``update`` (SPEC §5) must not import requests, urllib3 or python-tuf's
 client (~60 ms of start-up): its probe fetches two small files whose bytes are compared
 against digests the keyring holds, so nothing it reads is trusted and TLS details cannot
-change what is trusted. repotool/transport.py (the full fetcher, a python-tuf
+change what is trusted. repotool/transport/fetcher.py (the full fetcher, a python-tuf
 ``FetcherInterface``) uses :func:`open_file_url` and :func:`bounded` from here, so both
 paths share one set of limits.
 """
@@ -20,7 +20,7 @@ from typing import IO
 
 from tuf.api import exceptions as tuf_exc
 
-from repotool.limits import Limits
+from repotool.transport.limits import Limits
 
 __all__ = ["Probe", "bounded", "open_file_url"]
 
@@ -109,7 +109,7 @@ class Probe:
         start = time.monotonic()
         if url.startswith(("http://", "https://")) and any(
                 os.environ.get(v) for v in _PROXY_VARS):
-            from repotool.transport import Fetcher
+            from repotool.transport.fetcher import Fetcher
 
             data = Fetcher(self.limits, self.ca_cert).download_bytes(url, max_length)
         elif url.startswith(("http://", "https://")):

@@ -1,0 +1,75 @@
+"""A repository's first root, checked against the keys the user vouches for.
+
+``source add`` trusts a root only when it meets its own threshold and, with ``--key``,
+lists every given key as a root key and carries a valid signature by each.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from repotool.errors import FormatError, VerificationError
+
+root_max_length = 512 * 1024  # bytes of one root.json
+
+
+def _parse_root(data: bytes, origin: str) -> Any:
+    from tuf.api.metadata import Metadata, Root
+
+    try:
+        md = Metadata.from_bytes(data)
+    except Exception as e:
+        raise FormatError(f"{origin} is not valid TUF metadata: {_short(e)}") from None
+    if not isinstance(md.signed, Root):
+        raise FormatError(f"{origin} is {md.signed.type!r} metadata, not a root")
+    return md
+
+
+def _short(e: BaseException) -> str:
+    return (str(e).splitlines() or [type(e).__name__])[0][:200]
+
+
+def _check_root(data: bytes, origin: str, key_ids: list[str]) -> Any:
+    """The root in ``data`` (``Metadata[Root]``) if it meets its own threshold and, with
+    ``key_ids``, lists each as a root key and carries a valid signature by each.
+
+    Raises:
+        FormatError: not a root.
+        VerificationError: the signatures do not hold.
+    """
+    md = _parse_root(data, origin)
+    root = md.signed
+    try:
+        root.verify_delegate("root", md.signed_bytes, md.signatures)
+    except Exception as e:
+        raise VerificationError(f"{origin}: root is not signed by its own threshold: {e}") \
+            from None
+    if key_ids:
+        from securesystemslib.exceptions import UnverifiedSignatureError
+
+        root_keys = set(root.roles["root"].keyids)
+        for kid in key_ids:
+            if kid not in root_keys:
+                raise VerificationError(
+                    f"{origin}: key {kid} is not a root key of the repository's first root",
+                    "check the key or fingerprint the publisher gave you; after a root "
+                    "key rotation, add it with the original key or with --root ROOT.json",
+                )
+            sig = md.signatures.get(kid)
+            try:
+                if sig is None:
+                    raise UnverifiedSignatureError("missing")
+                root.get_key(kid).verify_signature(sig, md.signed_bytes)
+            except UnverifiedSignatureError:
+                raise VerificationError(
+                    f"{origin}: the repository's root carries no valid signature by key "
+                    f"{kid}"
+                ) from None
+    return md
+
+
+def _repo_name(root: Any) -> str:
+    field_ = root.unrecognized_fields.get("x-repotool")
+    if isinstance(field_, dict) and isinstance(field_.get("name"), str):
+        return str(field_["name"])
+    return ""
