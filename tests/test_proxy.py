@@ -414,7 +414,7 @@ def test_proxy_command_beyond_loopback_warns(make_published, home: Path,
 
 def test_endless_bad_requests_keep_problem_lists_bounded(make_published, home: Path,
                                                          serve: Any) -> None:
-    from repotool import proxy as proxy_module
+    from repotool.pip import proxy as proxy_module
 
     pub = make_published()
     add_source(home, "demo", pub)
