@@ -52,7 +52,8 @@ def cli(
     *args: str | Path, env: dict[str, str] | None = None, input: str | None = None
 ) -> CliResult:
     """Run ``repotool ARGS`` in-process; never lets an exception escape unnoticed."""
-    from repotool.cli.app import STATE, app
+    from repotool.cli.app import app
+    from repotool.cli.common import STATE
 
     STATE.home = None
     STATE.timeout = None

@@ -522,7 +522,7 @@ def _lie_first_root(primary_dir: Path, lie: str, other_root: Path) -> None:
 def test_malicious_primary_first_root_mirror_used(
     pubs, home: Path, tmp_path: Path, locations, kind: str, lie: str
 ) -> None:
-    from repotool.transport.fetcher import normalize_url
+    from repotool.transport.urls import normalize_url
 
     pub = pubs()
     primary_dir = tmp_path / "primary"

@@ -15,12 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from attacks import (
-    keyring_digest,
-    popen_repotool,
-    run_repotool,
-    tree_digest,
-)
+from attacks import keyring_digest, popen_repotool, run_repotool, tree_digest
 from conftest import cli
 
 pytest_plugins = ["attacks"]  # fixtures: ca, locations, pubs
@@ -97,9 +92,16 @@ def test_kill_before_each_state_write_of_update_leaves_old_or_new_state(
     cleanup, like kill -9) just before its k-th state write, for every k."""
     from datetime import UTC, datetime
 
+    import repotool.client.keyring as keyring_mod
     import repotool.client.update as client_mod
     from repotool.client.home import Home
     from repotool.transport.limits import Limits
+
+    writers = (client_mod, keyring_mod)  # the modules an update writes state through
+
+    def patch(fn: object) -> None:
+        for mod in writers:
+            mod.atomic_write = fn  # type: ignore[assignment]
 
     pub = pubs(projects={f"proj-{i}": ["1.0"] for i in range(3)})
     assert cli("--home", home, "source", "add", "demo", pub.root, "--key",
@@ -117,11 +119,11 @@ def test_kill_before_each_state_write_of_update_leaves_old_or_new_state(
         calls.append(path)
         real(path, data, **kw)  # type: ignore[arg-type]
 
-    client_mod.atomic_write = counting  # type: ignore[assignment]
+    patch(counting)
     try:
         client_mod.update(Home(home), None, now=datetime.now(UTC), limits=Limits())
     finally:
-        client_mod.atomic_write = real
+        patch(real)
     new = _lines(home)
     assert new != old
     names = [p.name for p in calls]
@@ -138,7 +140,7 @@ def test_kill_before_each_state_write_of_update_leaves_old_or_new_state(
                 _n[0] += 1
                 real(path, data, **kw)  # type: ignore[arg-type]
 
-            client_mod.atomic_write = dying  # type: ignore[assignment]
+            patch(dying)
             try:
                 client_mod.update(Home(home), None, now=datetime.now(UTC), limits=Limits())
             finally:

@@ -15,13 +15,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from attacks import (
-    forge_targets,
-    keyring_digest,
-    run_repotool,
-    shard_files,
-    wheel_url_path,
-)
+from attacks import forge_targets, keyring_digest, run_repotool, shard_files, wheel_url_path
 from conftest import cli
 
 from repotool.format.index import shard_of
@@ -600,8 +594,10 @@ def test_endless_data_huge_signed_shard_length_refused(pubs, home: Path, locatio
 def test_endless_data_signed_file_size_above_the_cap_refused_unfetched(
     pubs, home: Path, locations
 ) -> None:
+    from repotool.client.download import cached_file
     from repotool.client.home import Home
-    from repotool.client.queries import Views, cached_file, choose_file, parse_requirement, resolve
+    from repotool.client.queries import choose_file, parse_requirement
+    from repotool.client.views import Views, resolve
     from repotool.errors import VerificationError
     from repotool.transport.limits import Limits
 

@@ -29,7 +29,8 @@ from repotool.client.home import Home
 from repotool.format.index import shard_of, summarize
 from repotool.format.layout import hashed_name
 from repotool.format.names import InvalidName, is_project_name, parse_filename
-from repotool.pip.proxy import RunningProxy, VerifiedIndex
+from repotool.pip.index import VerifiedIndex
+from repotool.pip.proxy import RunningProxy
 from repotool.transport.limits import Limits
 
 pytest_plugins = ["attacks"]  # fixtures: ca, locations, pubs

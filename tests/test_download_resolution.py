@@ -282,7 +282,8 @@ def test_choose_file_keeps_its_contract_for_a_target(world) -> None:
     from packaging.requirements import Requirement
 
     from repotool.client.home import Home
-    from repotool.client.queries import Views, choose_file, resolve
+    from repotool.client.queries import choose_file
+    from repotool.client.views import Views, resolve
 
     view = resolve(Views(Home(world["home"])), "plat").source
     assert choose_file(view, Requirement("plat")).filename == f"plat-1.0-{NATIVE}.whl"

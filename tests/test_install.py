@@ -29,7 +29,8 @@ from venvs import make_venv, pip_freeze, run_pip
 
 from repotool.client.home import Home
 from repotool.format.layout import dist_target_path, hashed_name
-from repotool.pip.proxy import RunningProxy, VerifiedIndex
+from repotool.pip.index import VerifiedIndex
+from repotool.pip.proxy import RunningProxy
 from repotool.transport.limits import Limits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -24,7 +24,7 @@ from venvs import make_venv, pip_freeze
 
 from repotool.errors import UserError
 from repotool.pip.buildreqs import build_requires
-from repotool.pip.install import own_dependencies, pip_environment
+from repotool.pip.environment import own_dependencies, pip_environment
 
 
 def add_source(home: Path, name: str, pub: Any) -> None:

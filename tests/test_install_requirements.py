@@ -1,5 +1,5 @@
 """Requirements for 'repotool install' are re-parsed: nothing but names, specifiers,
-markers, extras, --hash and nested -r files reaches pip (repotool/pip/install.py)."""
+markers, extras, --hash and nested -r files reaches pip (repotool/pip/requirements.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from repotool.errors import UsageError, UserError
-from repotool.pip.install import pip_environment, requirement_lines
+from repotool.pip.environment import pip_environment
+from repotool.pip.requirements import requirement_lines
 
 H = "a" * 64
 

@@ -37,11 +37,12 @@ from hypothesis import strategies as st
 
 from repotool import keys
 from repotool.client.home import Home, SourceConfig, clock_skew_max, normalize_pattern
-from repotool.client.queries import Views, parse_requirement
+from repotool.client.queries import parse_requirement
+from repotool.client.views import Views
 from repotool.errors import RepotoolError, UsageError, UserError
 from repotool.publish.workspace import Repository, RoleKeys
 from repotool.storage import duration_max, parse_duration, safe_name
-from repotool.transport.fetcher import normalize_url
+from repotool.transport.urls import normalize_url
 
 pytest_plugins = ["attacks"]
 # CLI-level tests run the real CLI per example: they report the failing example as
@@ -349,8 +350,8 @@ def test_source_config_refuses_a_skew_beyond_the_cap(world: dict[str, Any]) -> N
 def test_keyring_and_cache_files_parse_or_refuse(world: dict[str, Any]) -> None:
     """state.json, root.json (keyring), status.json and projects.json (cache) as the
     update path and the query commands read them."""
+    from repotool.client.keyring import read_keyring
     from repotool.client.state import keyring_state, load_view
-    from repotool.client.update import _read_keyring
 
     src = world["src"]
     state = json.loads((src / "keyring" / "state.json").read_bytes())
@@ -381,7 +382,7 @@ def test_keyring_and_cache_files_parse_or_refuse(world: dict[str, Any]) -> None:
             st_doc = dict(state, index={**state["index"], "length": len(data),
                                         "sha256": hashlib.sha256(data).hexdigest()})
             (kr / "state.json").write_bytes(json.dumps(st_doc).encode())
-        refuses_cleanly(_read_keyring, kr, "demo")
+        refuses_cleanly(read_keyring, kr, "demo")
         assert isinstance(keyring_state(h, "demo"), dict)
         view = refuses_cleanly(load_view, h, cfg)
         if view is not None:

@@ -25,7 +25,9 @@ from servers import RepoServer
 
 from repotool.client.home import Home
 from repotool.format.layout import dist_target_path, hashed_name
-from repotool.pip.proxy import HTML_V1_TYPE, HostCheck, RunningProxy, VerifiedIndex, choose_format
+from repotool.pip.hosts import HostCheck
+from repotool.pip.index import VerifiedIndex
+from repotool.pip.proxy import HTML_V1_TYPE, RunningProxy, choose_format
 from repotool.transport.limits import Limits
 
 JSON = "application/vnd.pypi.simple.v1+json"
@@ -414,7 +416,7 @@ def test_proxy_command_beyond_loopback_warns(make_published, home: Path,
 
 def test_endless_bad_requests_keep_problem_lists_bounded(make_published, home: Path,
                                                          serve: Any) -> None:
-    from repotool.pip import proxy as proxy_module
+    from repotool.pip import index as proxy_module
 
     pub = make_published()
     add_source(home, "demo", pub)
@@ -442,14 +444,14 @@ def test_endless_bad_requests_keep_problem_lists_bounded(make_published, home: P
 
 def test_live_view_reused_until_generation_changes(make_published, home: Path, serve: Any,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    import repotool.client.queries
-    import repotool.pip.proxy
+    import repotool.client.views
+    import repotool.pip.index
 
     pub = make_published(projects={"demo-pkg": ["1.0"], "other": ["1.0"]})
     add_source(home, "demo", pub)
     update(home)
     calls = {"load_view": 0, "resolve": 0}
-    real_load, real_resolve = repotool.client.queries.load_view, repotool.pip.proxy.resolve
+    real_load, real_resolve = repotool.client.views.load_view, repotool.pip.index.resolve
 
     def counting_load(*a: Any) -> Any:
         calls["load_view"] += 1
@@ -459,8 +461,8 @@ def test_live_view_reused_until_generation_changes(make_published, home: Path, s
         calls["resolve"] += 1
         return real_resolve(*a)
 
-    monkeypatch.setattr(repotool.client.queries, "load_view", counting_load)
-    monkeypatch.setattr(repotool.pip.proxy, "resolve", counting_resolve)
+    monkeypatch.setattr(repotool.client.views, "load_view", counting_load)
+    monkeypatch.setattr(repotool.pip.index, "resolve", counting_resolve)
     proxy = serve(home, live=True)
     names = lambda: [p["name"] for p in json.loads(get(proxy, "/simple/", JSON)[2])["projects"]]  # noqa: E731
     assert names() == ["demo-pkg", "other"]

@@ -59,7 +59,8 @@ def _parse(argv: list[str]) -> tuple[Path | None, str, list[str], str | None, bo
 def _run_fast(parsed: tuple[Path | None, str, list[str], str | None, bool]) -> int:
     from repotool.cli.render import print_rows, print_show, safe
     from repotool.client.home import Home, default_home
-    from repotool.client.queries import Views, list_projects, search, show
+    from repotool.client.queries import list_projects, search, show
+    from repotool.client.views import Views
     from repotool.errors import RepotoolError
 
     def warn(message: str) -> None:

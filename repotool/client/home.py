@@ -49,7 +49,7 @@ def default_home() -> Path:
 
 
 _PATTERN = re.compile(r"[a-z0-9*?\[\]!-]+")
-# a location as normalize_url writes it (repotool.transport.fetcher is too heavy to import here)
+# a location as normalize_url writes it (repotool/transport/urls.py)
 _URL = re.compile(r"(?:https?|file)://[^\x00-\x20\x7f]*/", re.IGNORECASE)
 
 

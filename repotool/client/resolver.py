@@ -45,12 +45,12 @@ from resolvelib import AbstractProvider, BaseReporter, ResolutionImpossible, Res
 from resolvelib import Resolver as _Resolver
 
 from repotool.client.targets import Target
+from repotool.client.views import Views, resolve
 from repotool.errors import FormatError, RepotoolError, UsageError, UserError
 
 if TYPE_CHECKING:
     from resolvelib.structs import RequirementInformation
 
-    from repotool.client.queries import Views
     from repotool.client.state import SourceView
     from repotool.format.index import FileEntry
 
@@ -197,8 +197,6 @@ class _Provider(AbstractProvider[Requirement, Candidate, str]):
     def project(self, name: str, asked: Sequence[Requirement]
                 ) -> tuple[SourceView, dict[Version, _Release]]:
         if name not in self._projects:
-            from repotool.client.queries import resolve
-
             try:
                 view = resolve(self.views, name).source
             except RepotoolError as e:

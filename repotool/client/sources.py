@@ -19,7 +19,7 @@ from repotool.client.home import Home, SourceConfig
 from repotool.errors import DownloadError, FormatError, RepotoolError, UserError, VerificationError
 from repotool.storage import atomic_write, fsync_dir
 from repotool.transport.limits import Limits
-from repotool.trust.root import _check_root, _repo_name, _short, root_max_length
+from repotool.trust.root import check_root, repo_name, root_max_length, short_error
 
 if TYPE_CHECKING:
     from repotool.transport.fetcher import Fetcher
@@ -31,7 +31,7 @@ def _first_root(
     cfg: SourceConfig, fetcher: Fetcher, key_ids: list[str],
     report: Callable[[str], None] | None,
 ) -> tuple[bytes, Any, str]:
-    """``metadata/1.root.json`` fetched and verified (:func:`_check_root`) at the first
+    """``metadata/1.root.json`` fetched and verified (:func:`check_root`) at the first
     location that serves a good one: a location that fails or lies is recorded as
     ``URL: why`` and the next is tried; the failures are passed to ``report`` when a
     later location served the root.
@@ -51,8 +51,8 @@ def _first_root(
             except Exception as e:
                 err = translate_download_error(e, full)
                 raise err if isinstance(err, RepotoolError) else DownloadError(
-                    f"{full}: {_short(err)}") from None
-            md = _check_root(data, full, key_ids)
+                    f"{full}: {short_error(err)}") from None
+            md = check_root(data, full, key_ids)
         except RepotoolError as e:
             failures.append((full, e))
             continue
@@ -120,7 +120,7 @@ def add_source(
             except OSError as e:
                 raise UserError(f"cannot read {str(root_file)!r}: {e.strerror}") from None
             try:
-                md = _check_root(root_bytes, str(root_file), key_ids)
+                md = check_root(root_bytes, str(root_file), key_ids)
             except FormatError as e:
                 raise UserError(e.message, "give the root.json the publisher gave you") \
                     from None
@@ -134,8 +134,7 @@ def add_source(
                 fetcher = Fetcher(limits, tmp.name if ca_bytes else None)
                 root_bytes, md, _origin = _first_root(cfg, fetcher, key_ids, report)
         root = md.signed
-        repo_name = _repo_name(root)
-        cfg.repo_name = repo_name
+        cfg.repo_name = repo_name(root)
         cfg.trusted_keys = sorted(root.roles["root"].keyids)
         cfg.order = max([s.order for s in others], default=0) + 1
         cfg.ca_cert = ca_bytes is not None

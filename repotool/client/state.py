@@ -29,7 +29,7 @@ from typing import Any
 from repotool.client.home import Home, SourceConfig
 from repotool.errors import VerificationError
 
-__all__ = ["SourceView", "keyring_state", "load_view", "read_cached"]
+__all__ = ["SourceView", "describe_source", "keyring_state", "load_view", "read_cached"]
 
 _GEN = re.compile(r"^gen-[A-Za-z0-9_]{1,64}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -158,3 +158,27 @@ def load_view(home: Home, cfg: SourceConfig) -> SourceView | None:
                           doc["updated"], dict(doc.get("versions", {})), state.get("expires"))
     except (ValueError, KeyError, TypeError, RecursionError):
         return None
+
+
+def describe_source(home: Home, cfg: SourceConfig) -> dict[str, Any]:
+    """A source's settings, trusted keys and verified state, as ``source list/show``
+    print them; ``last_update`` is the recorded outcome of its last update (None when
+    there is none or it is unreadable)."""
+    view = load_view(home, cfg)
+    try:
+        status = json.loads((home.source_dir(cfg.name) / "status.json").read_bytes())
+    except (OSError, ValueError, RecursionError):
+        status = None
+    return {
+        "name": cfg.name,
+        "url": cfg.url,
+        "mirrors": cfg.mirrors,
+        "only": cfg.only,
+        "priority": cfg.priority,
+        "clock_skew": cfg.clock_skew,
+        "repository": cfg.repo_name,
+        "root_keys": cfg.trusted_keys,
+        "updated": view.updated if view else None,
+        "projects": len(view.projects) if view else 0,
+        "last_update": status,
+    }

@@ -39,8 +39,9 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from repotool.client.download import cached_file
 from repotool.client.home import Home
-from repotool.client.queries import Views, cached_file, resolve
+from repotool.client.views import Views, resolve
 from repotool.errors import RepotoolError, UserError
 from repotool.transport.limits import Limits
 

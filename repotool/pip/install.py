@@ -8,7 +8,7 @@ can add a location:
   environment: no pip.conf (global, user or site) and no environment variable adds an
   index, find-links or constraints — also for the pip that installs sdist build
   dependencies, which inherits the environment but not ``--isolated``;
-* requirements are re-parsed here (``requirement_lines``): options in requirement
+* requirements are re-parsed (``requirements.requirement_lines``): options in requirement
   files (``--index-url``, ``--find-links``, ``-e``, …) and direct URLs are refused,
   only ``NAME[extras] SPEC ; marker`` with ``--hash`` options pass, written to a
   sanitized file inside repotool's home;
@@ -28,316 +28,36 @@ project fenced away by ``--only``), else 0.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import re
-import shutil
-import subprocess
 import sys
-import tempfile
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
 
 from repotool.client.home import Home
 from repotool.client.queries import parse_requirement
-from repotool.errors import UsageError, UserError
-from repotool.pip.buildreqs import Target, check_build_requirements, probe_code, target_from_probe
-from repotool.pip.proxy import Problem, RunningProxy, Served, VerifiedIndex
+from repotool.errors import UserError
+from repotool.pip.buildreqs import check_build_requirements
+from repotool.pip.environment import (
+    REPORT_MIN_PIP,
+    interpreter,
+    own_dependencies,
+    pip_environment,
+    probe,
+    run_pip,
+    same_prefix,
+    workspace,
+)
+from repotool.pip.index import Problem, Served, VerifiedIndex
+from repotool.pip.proxy import RunningProxy
+from repotool.pip.requirements import requirement_lines
 from repotool.transport.limits import Limits
 
-__all__ = [
-    "InstallOutcome",
-    "Installed",
-    "install",
-    "pip_environment",
-    "requirement_lines",
-    "run_pip",
-]
-
-REPORT_MIN_PIP = Version("22.2")  # --report and --dry-run
-_HASH = re.compile(r"^(sha256|sha384|sha512):[0-9a-fA-F]+$")
-_COMMENT = re.compile(r"(^|\s+)#.*$")
-_requirement_files_max = 100  # nested -r files followed, against include loops
-
-
-# ---- requirements ---------------------------------------------------------------------------
-
-
-def requirement_lines(args: list[str], files: list[Path]) -> list[str]:
-    """Requirements from arguments and requirement files, re-rendered safely.
-
-    Raises:
-        UsageError: a malformed requirement, a direct URL or path, or an option other
-            than ``-r FILE`` / ``--hash`` in a requirements file.
-        UserError: a requirements file cannot be read.
-    """
-    out = [_render(a, None, []) for a in args]
-    seen: set[Path] = set()
-    for f in files:
-        out.extend(_file_lines(f, seen))
-    if not out:
-        raise UsageError("nothing to install", "name requirements or give -r FILE")
-    return out
-
-
-def _render(text: str, where: str | None, hashes: list[str]) -> str:
-    prefix = f"{where}: " if where else ""
-    try:
-        req = parse_requirement(text)
-    except UsageError as e:
-        raise UsageError(prefix + e.message, e.hint) from None
-    if req.url:
-        raise UsageError(
-            f"{prefix}direct URL requirement {text!r} bypasses the signed indexes",
-            "publish the file in a repository and name the project instead",
-        )
-    return " ".join([str(req), *(f"--hash={h}" for h in hashes)])
-
-
-def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
-    buf: list[str] = []
-    start = 0
-    for n, raw in enumerate(text.splitlines(), 1):
-        line = _COMMENT.sub("", raw)
-        if not buf:
-            start = n
-        if line.endswith("\\"):
-            buf.append(line[:-1])
-            continue
-        buf.append(line)
-        joined = " ".join(x.strip() for x in buf).strip()
-        buf = []
-        if joined:
-            yield start, joined
-    if buf and (joined := " ".join(x.strip() for x in buf).strip()):
-        yield start, joined
-
-
-def _file_lines(path: Path, seen: set[Path]) -> list[str]:
-    if len(seen) >= _requirement_files_max:
-        raise UsageError(f"more than {_requirement_files_max} nested requirements files")
-    key = path.resolve()
-    if key in seen:
-        return []
-    seen.add(key)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
-        raise UserError(f"cannot read requirements file {str(path)!r}: {reason}") from None
-    out: list[str] = []
-    for n, line in _logical_lines(text):
-        where = f"{path}:{n}"
-        tokens = line.split()
-        if tokens[0] in ("-r", "--requirement") or tokens[0].startswith(
-                ("-r", "--requirement=")):
-            target = _option_value(tokens, where)
-            nested = Path(target)
-            out.extend(_file_lines(nested if nested.is_absolute() else path.parent / nested,
-                                   seen))
-            continue
-        if tokens[0].startswith("-"):
-            raise UsageError(
-                f"{where}: option {tokens[0]!r} is not allowed in requirements for "
-                "'repotool install'",
-                "repotool chooses the index (only verified files); keep NAME SPEC, "
-                "markers, --hash and -r FILE",
-            )
-        # As pip does: the requirement runs up to the first token that is an option.
-        first_opt = next((i for i, t in enumerate(tokens) if t.startswith("-")), len(tokens))
-        spec, opts = " ".join(tokens[:first_opt]), tokens[first_opt:]
-        hashes: list[str] = []
-        i = 0
-        while i < len(opts):
-            opt = opts[i]
-            if opt == "--hash" and i + 1 < len(opts):
-                value, i = opts[i + 1], i + 2
-            elif opt.startswith("--hash="):
-                value, i = opt.split("=", 1)[1], i + 1
-            else:
-                raise UsageError(f"{where}: option {opt!r} is not allowed here",
-                                 "only --hash=ALGORITHM:DIGEST may follow a requirement")
-            if not _HASH.match(value):
-                raise UsageError(f"{where}: malformed hash {value!r}")
-            hashes.append(value.lower())
-        out.append(_render(spec, where, hashes))
-    return out
-
-
-def _option_value(tokens: list[str], where: str) -> str:
-    first = tokens[0]
-    if first in ("-r", "--requirement"):
-        if len(tokens) != 2:
-            raise UsageError(f"{where}: {first} takes one file name")
-        return tokens[1]
-    value = first.split("=", 1)[1] if first.startswith("--") else first[2:]
-    if not value or len(tokens) != 1:
-        raise UsageError(f"{where}: {first!r} takes one file name")
-    return value
-
-
-# ---- running pip ------------------------------------------------------------------------------
-
-
-def pip_environment(workdir: Path, index_url: str | None = None) -> dict[str, str]:
-    """The environment for pip: ours without ``PIP_*`` and ``UV_*``, no config file,
-    temporary files in repotool's home.
-
-    With ``index_url`` (the proxy), every pip or uv that a build backend starts on its
-    own (setuptools' ``fetch_build_eggs``, a backend running ``pip download``) gets the
-    proxy as its only index, never the public default: ``PIP_INDEX_URL`` and
-    ``UV_DEFAULT_INDEX``/``UV_INDEX_URL`` are set, no extra index, find-links or
-    ``PIP_NO_INDEX`` is, and uv reads no configuration file.
-    """
-    env = {k: v for k, v in os.environ.items()
-           if not k.upper().startswith(("PIP_", "UV_"))}
-    no_proxy = ",".join(x for x in ("127.0.0.1", "localhost", env.get("NO_PROXY")) if x)
-    env.update({
-        "PIP_CONFIG_FILE": os.devnull,  # no pip.conf at all (--isolated keeps global ones)
-        "PIP_NO_CACHE_DIR": "1",  # for the build-dependency pip (not --isolated)
-        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-        "PIP_NO_INPUT": "1",
-        "UV_NO_CONFIG": "1",  # no uv.toml or [tool.uv] adds an index
-        "UV_NO_CACHE": "1",  # nothing written outside the home
-        "TMPDIR": str(workdir),
-        "NO_PROXY": no_proxy,
-        "no_proxy": no_proxy,
-    })
-    if index_url is not None:
-        env.update({"PIP_INDEX_URL": index_url, "UV_DEFAULT_INDEX": index_url,
-                    "UV_INDEX_URL": index_url})
-    return env
-
-
-@dataclass(frozen=True)
-class _Probe:
-    pip: Version
-    prefix: str
-    target: Target
-
-
-def probe(python: Path, env: dict[str, str], cwd: Path) -> _Probe:
-    """pip's version, ``sys.prefix`` and the install target of ``python``.
-
-    Raises:
-        UserError: ``python`` cannot be run or has no pip.
-    """
-    try:
-        proc = subprocess.run([str(python), "-c", probe_code()], env=env, cwd=cwd,
-                              capture_output=True, text=True, timeout=120,
-                              stdin=subprocess.DEVNULL, check=False)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise UserError(f"cannot run {str(python)!r}: {e}",
-                        "give --python a Python interpreter") from None
-    try:
-        doc = json.loads(proc.stdout) if proc.returncode == 0 else None
-    except ValueError:
-        doc = None
-    if not isinstance(doc, dict):
-        raise UserError(f"cannot run {str(python)!r} as a Python interpreter",
-                        "give --python a Python interpreter")
-    if "pip" not in doc:
-        raise UserError(f"{str(python)!r} has no usable pip",
-                        f"run '{python} -m ensurepip --upgrade'")
-    try:
-        version = Version(str(doc["pip"]))
-    except InvalidVersion:
-        raise UserError(f"{str(python)!r} reports pip version {doc['pip']!r}") from None
-    return _Probe(version, str(doc.get("prefix", "")), target_from_probe(doc))
-
-
-def own_dependencies() -> set[str]:
-    """repotool and every distribution it needs, transitively (canonical names), from
-    the installed metadata: what an install into its own environment must not replace."""
-    from importlib.metadata import PackageNotFoundError, requires
-
-    from packaging.markers import default_environment
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    env = {k: str(v) for k, v in default_environment().items()}
-    seen: set[tuple[str, str]] = set()  # (distribution, extra or "")
-    queue: list[tuple[str, str]] = [("repotool", "")]
-    while queue:
-        name, extra = queue.pop()
-        if (name, extra) in seen:
-            continue
-        seen.add((name, extra))
-        try:
-            reqs = requires(name) or []
-        except PackageNotFoundError:
-            continue
-        for text in reqs:
-            try:
-                req = Requirement(text)
-            except InvalidRequirement:
-                continue
-            if req.marker is None or req.marker.evaluate({**env, "extra": extra}):
-                dep = canonicalize_name(req.name)
-                queue += [(dep, ""), *((dep, canonicalize_name(e)) for e in req.extras)]
-    return {name for name, _ in seen}
-
-
-def _same_prefix(a: str, b: str) -> bool:
-    try:
-        return Path(a).resolve() == Path(b).resolve()
-    except OSError:
-        return a == b
-
-
-def run_pip(python: Path, args: list[str], *, env: dict[str, str], cwd: Path,
-            echo: Callable[[str], object]) -> int:
-    """Run ``python -m pip ARGS``, passing each line of its output to ``echo``."""
-    proc = subprocess.Popen([str(python), "-m", "pip", *args], env=env, cwd=cwd,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-    try:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            echo(raw.decode("utf-8", errors="replace"))
-        return proc.wait()
-    finally:
-        if proc.poll() is None:  # interrupted: do not leave pip running
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-
-def interpreter(python: Path | None) -> Path:
-    """``--python`` as an absolute path (pip runs elsewhere); a bare name is looked up
-    on PATH. Symlinks are kept: a venv's python is a link to the base interpreter."""
-    if python is None:
-        return Path(sys.executable)
-    text = str(python)
-    if os.sep not in text and (found := shutil.which(text)):
-        return Path(found)
-    return Path(os.path.abspath(text))
-
-
-@contextlib.contextmanager
-def workspace(home: Home) -> Iterator[Path]:
-    """A private temporary directory inside repotool's home, removed afterwards."""
-    base = home.root / "tmp"
-    base.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix="pip-", dir=base))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-# ---- install ----------------------------------------------------------------------------------
+__all__ = ["InstallOutcome", "Installed", "install"]
 
 
 @dataclass(frozen=True)
@@ -416,7 +136,7 @@ def install(
         if dry_run and not reporting:
             raise UserError(f"pip {version} in {str(py)!r} cannot do a dry run",
                             f"upgrade it to pip {REPORT_MIN_PIP} or later")
-        own = not dry_run and _same_prefix(found.prefix, sys.prefix)
+        own = not dry_run and same_prefix(found.prefix, sys.prefix)
         if own and python is None:
             echo(f"warning: installing into repotool's own environment ({sys.prefix}); "
                  "give --python PATH (e.g. a venv's python) to install elsewhere\n")

@@ -31,7 +31,7 @@ from typing import Any
 from packaging.version import Version
 
 from repotool.client.home import Home
-from repotool.client.queries import Views, resolve
+from repotool.client.views import Views, resolve
 from repotool.errors import RepotoolError, UserError
 from repotool.pip.install import InstallOutcome, install
 from repotool.transport.limits import Limits

@@ -1,17 +1,10 @@
 """The verified simple index: a PEP 503/691 server over the verified state of all sources.
 
-Invariant: **only verified bytes leave the proxy.** Every page is generated from the
-signed indexes (``queries.Views``), and every distribution is sent only after
-``queries.cached_file`` fetched it through its source's mirrors and checked length
-and sha256 against the signed index, and the exact open file about to be sent was
-hashed again (the file cache is not a trust anchor). A file that fails verification
-is answered with 502, never a byte of it, and the failure is recorded (source,
-locations, reason) so ``repotool install`` can report it and exit 3.
-
-One project, one source: a project page lists the files of the ONE source the
-resolution rule (``queries.resolve``) picks — never a mix. A project the rule refuses
-(fenced away, a candidate source that failed its last update) or that no source has
-is a 404, with the reason recorded. Pages carry ``#sha256=`` fragments (HTML) or
+Invariant: **only verified bytes leave the proxy** (the pages and files come from
+index.py's ``VerifiedIndex``; see its docstring). A file that fails verification is
+answered with 502, never a byte of it; a project the resolution rule refuses, or that
+no source has, is a 404, with the reason recorded. The Host header is checked against
+DNS rebinding (hosts.py). Pages carry ``#sha256=`` fragments (HTML) or
 ``hashes`` (JSON), ``data-requires-python`` and ``data-yanked`` (PEP 592: installers
 skip yanked files unless pinned with ``==``).
 
@@ -32,371 +25,24 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
-import ipaddress
 import socket
 import threading
 import urllib.parse
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from repotool.client.home import Home
-from repotool.client.queries import Resolution, Views, cached_file, resolve
-from repotool.client.state import keyring_state
-from repotool.errors import RepotoolError, VerificationError
-from repotool.format.simple import (
-    HTML_CONTENT_TYPE,
-    JSON_CONTENT_TYPE,
-    project_html,
-    project_json,
-    root_html,
-    root_json,
-)
-from repotool.transport.limits import Limits
+from repotool.format.simple import HTML_CONTENT_TYPE, JSON_CONTENT_TYPE
+from repotool.pip.hosts import HostCheck
+from repotool.pip.index import NotFound, Problem, Refused, VerifiedIndex, send_chunk
 
-__all__ = [
-    "HostCheck",
-    "Problem",
-    "RunningProxy",
-    "Served",
-    "VerifiedIndex",
-    "choose_format",
-    "is_loopback",
-]
+__all__ = ["HTML_V1_TYPE", "RunningProxy", "choose_format"]
 
 HTML_V1_TYPE = "application/vnd.pypi.simple.v1+html"
-_chunk = 256 * 1024  # bytes per write when sending a file
 _JSON_TYPES = (JSON_CONTENT_TYPE, "application/vnd.pypi.simple.latest+json")
 _HTML_V1_TYPES = (HTML_V1_TYPE, "application/vnd.pypi.simple.latest+html")
-problems_max = 100  # distinct refusals kept in memory; further ones are only counted
-warnings_max = 100  # failed-location reports kept; further ones are only counted
-
-
-@dataclass(frozen=True)
-class Served:
-    """A file whose verified bytes the proxy sent."""
-
-    project: str
-    version: str
-    filename: str
-    sha256: str
-    size: int
-    source: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Something the proxy refused to serve, and why.
-
-    ``kind`` is ``"file"`` (a listed file failed verification or could not be fetched),
-    ``"project"`` (resolution refused the project or no source has it) or
-    ``"internal"`` (a local error while answering; nothing was sent).
-    """
-
-    kind: str
-    subject: str  # project name or file name
-    message: str
-    exit_code: int
-    source: str | None = None
-    locations: tuple[str, ...] = ()
-    hint: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
-        d["locations"] = list(self.locations)
-        return d
-
-
-class _NotFound(Exception):
-    pass
-
-
-class _Refused(Exception):
-    pass
-
-
-@dataclass
-class _Page:
-    body: bytes
-    content_type: str
-    source: str | None = None
-
-
-@dataclass
-class VerifiedIndex:
-    """The proxy's logic without HTTP: pages and verified files, plus what happened.
-
-    ``live=True`` (the ``proxy`` command) reloads the sources' verified state when an
-    ``update`` changed it; ``install`` keeps the state it started with, so one run
-    sees one consistent view.
-    """
-
-    home: Home
-    limits: Limits
-    live: bool = False
-    log: Callable[[str], None] | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _views: Views | None = None
-    _state: object = None
-    _served: dict[tuple[str, str], Served] = field(default_factory=dict)
-    _problems: dict[tuple[str, str, str], Problem] = field(default_factory=dict)
-    _file_locks: dict[str, threading.Lock] = field(default_factory=dict)
-    _warnings: list[str] = field(default_factory=list)
-    _dropped: dict[tuple[str, int], int] = field(default_factory=dict)
-    _warnings_dropped: int = 0
-    _root_pages: dict[str, _Page] = field(default_factory=dict)
-    loads: int = 0  # how many times the verified state was (re)loaded
-
-    # ---- what happened ------------------------------------------------------------------
-
-    def served(self) -> list[Served]:
-        with self._lock:
-            return list(self._served.values())
-
-    def served_file(self, project: str, filename: str) -> Served | None:
-        with self._lock:
-            return self._served.get((project, filename))
-
-    def problems(self) -> list[Problem]:
-        with self._lock:
-            return list(self._problems.values())
-
-    def problems_dropped(self) -> dict[tuple[str, int], int]:
-        """Refusals not kept because ``problems_max`` were: {(kind, exit code): count}.
-
-        Every list here is bounded, so a client sending endless bad requests to a
-        long-running proxy cannot grow its memory; what was left out is counted.
-        """
-        with self._lock:
-            return dict(self._dropped)
-
-    def warnings(self) -> list[str]:
-        """Locations that failed before another one served a file (SPEC §3.6)."""
-        with self._lock:
-            return list(self._warnings)
-
-    def warnings_dropped(self) -> int:
-        with self._lock:
-            return self._warnings_dropped
-
-    def _warn(self, message: str) -> None:
-        with self._lock:
-            if len(self._warnings) < warnings_max:
-                self._warnings.append(message)
-            else:
-                self._warnings_dropped += 1
-        if self.log:
-            self.log(f"warning: {message}")
-
-    def failures(self) -> list[Problem]:
-        """Files refused because their bytes failed verification (exit 3)."""
-        return [p for p in self.problems() if p.kind == "file" and p.exit_code == 3]
-
-    def _record(self, problem: Problem) -> None:
-        key = (problem.kind, problem.subject, problem.message)
-        with self._lock:
-            if key in self._problems:
-                pass
-            elif len(self._problems) < problems_max:
-                self._problems[key] = problem
-            else:
-                count = (problem.kind, problem.exit_code)
-                self._dropped[count] = self._dropped.get(count, 0) + 1
-        if self.log:
-            self.log(f"refused {problem.subject}: {problem.message}")
-
-    # ---- verified state -----------------------------------------------------------------
-
-    def _state_key(self) -> object:
-        """What the verified view depends on, per source: its configuration, the
-        generation its keyring committed (``keyring/state.json``) and its last update's
-        status (resolution refuses a source whose update failed)."""
-        parts = []
-        for cfg in self.home.sources():
-            index = keyring_state(self.home, cfg.name).get("index")
-            gen = (index.get("gen"), index.get("sha256")) if isinstance(index, dict) else None
-            try:
-                st = (self.home.source_dir(cfg.name) / "status.json").stat()
-                status: object = (st.st_ino, st.st_mtime_ns, st.st_size)
-            except OSError:
-                status = None
-            parts.append((cfg.to_bytes(), gen, status))
-        return tuple(parts)
-
-    def views(self) -> Views:
-        """The verified state of every source (call with ``_lock`` held).
-
-        Loaded once; a live index reloads it (and forgets the pages built from it)
-        only when ``_state_key`` changed, so requests between updates reuse it.
-        """
-        if self._views is None or self.live:
-            key = self._state_key() if self.live else None
-            if self._views is None or key != self._state \
-                    or self._views.outlived(datetime.now(UTC)):  # expiry: judge anew
-                self._views = Views(self.home)
-                self._state = key
-                self._root_pages = {}
-                self.loads += 1
-        return self._views
-
-    def state(self) -> Views:
-        """The verified state this index answers from (as loaded now)."""
-        with self._lock:
-            return self.views()
-
-    def resolve(self, project: str) -> Resolution:
-        """Resolve ``project`` by the one rule; refusals are recorded and re-raised.
-
-        Raises:
-            RepotoolError: as ``queries.resolve``.
-        """
-        name = canonicalize_name(project)
-        with self._lock:
-            views = self.views()
-            try:
-                return resolve(views, name)
-            except RepotoolError as e:
-                err = e
-        self._record(Problem("project", name, err.message, err.exit_code, hint=err.hint))
-        raise err
-
-    def explain(self, project: str) -> tuple[str | None, str]:
-        """(source, reason) for ``project`` — what ``install --dry-run`` prints."""
-        try:
-            r = self.resolve(project)
-        except RepotoolError as e:
-            return None, e.message
-        return r.source.cfg.name, r.reason
-
-    def _project(self, project: str) -> tuple[Resolution, Any]:
-        """The resolution and the resolved source's entry for ``project``.
-
-        Raises:
-            _NotFound: refused, unknown, or its cached index part is damaged (recorded).
-        """
-        try:
-            res = self.resolve(project)
-        except RepotoolError:
-            raise _NotFound from None
-        try:
-            with self._lock:
-                proj = res.source.project(res.project)
-        except RepotoolError as e:  # cached shard no longer matches its signed hash
-            self._record(Problem("project", res.project, e.message, e.exit_code,
-                                 res.source.cfg.name, hint=e.hint))
-            raise _NotFound from None
-        if proj is None:  # the derived list and the shard disagree: treat as absent
-            raise _NotFound
-        return res, proj
-
-    # ---- pages --------------------------------------------------------------------------
-
-    def root_page(self, fmt: str) -> _Page:
-        """Every project that resolves; built once per loaded state and format."""
-        with self._lock:
-            views = self.views()
-            page = self._root_pages.get(fmt)
-            if page is not None:
-                return page
-            names: set[str] = set()
-            for cfg in views.cfgs:
-                view = views.view(cfg)
-                if view is not None:
-                    names.update(view.projects)
-            listed = []
-            for name in sorted(names):
-                try:
-                    resolve(views, name)
-                except RepotoolError:
-                    continue
-                listed.append(name)
-            if fmt == "json":
-                page = _Page(root_json(listed), JSON_CONTENT_TYPE)
-            else:
-                page = _Page(root_html(listed), fmt)
-            self._root_pages[fmt] = page
-            return page
-
-    def project_page(self, project: str, fmt: str) -> _Page:
-        """The resolved source's files for ``project``.
-
-        Raises:
-            _NotFound: resolution refused it, or no source has it (recorded).
-        """
-        res, proj = self._project(project)
-        # Links are absolute paths on this server: whatever host name the client used.
-        if fmt == "json":
-            return _Page(project_json(proj, base="/"), JSON_CONTENT_TYPE, res.source.cfg.name)
-        return _Page(project_html(proj, base="/"), fmt, res.source.cfg.name)
-
-    # ---- files --------------------------------------------------------------------------
-
-    def open_file(self, project: str, filename: str) -> tuple[IO[bytes], Served]:
-        """An open file holding exactly the verified bytes of ``filename``.
-
-        Raises:
-            _NotFound: not a file the resolved source lists for ``project``.
-            _Refused: it failed verification or could not be fetched (recorded).
-        """
-        res, proj = self._project(project)
-        view = res.source
-        entry = next((f for f in proj.files if f.filename == filename), None)
-        if entry is None:
-            raise _NotFound
-        source = view.cfg.name
-        with self._lock:
-            flock = self._file_locks.setdefault(entry.sha256, threading.Lock())
-        try:
-            with flock:
-                path = cached_file(self.home, view, res.project, entry, self.limits,
-                                   report=self._warn)
-            f = _open_verified(path, entry.sha256, entry.size)
-        except RepotoolError as e:
-            self._record(Problem("file", filename, e.message, e.exit_code, source,
-                                 tuple(view.cfg.urls), e.hint))
-            raise _Refused from None
-        served = Served(res.project, entry.version, filename, entry.sha256, entry.size, source)
-        with self._lock:
-            self._served[(res.project, filename)] = served
-        if self.log:
-            self.log(f"served {filename} sha256:{entry.sha256} from {source}")
-        return f, served
-
-
-def _open_verified(path: Path, sha256: str, size: int) -> IO[bytes]:
-    """Open ``path`` and check the bytes of this very file object against the index.
-
-    Hashing the open file (not the name) means the bytes sent are the bytes checked,
-    even if the cache entry is replaced meanwhile.
-
-    Raises:
-        VerificationError: the size or sha256 differs.
-    """
-    f = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
-    try:
-        h = hashlib.sha256()
-        n = 0
-        while chunk := f.read(_chunk):
-            h.update(chunk)
-            n += len(chunk)
-        if n != size or not hmac.compare_digest(h.hexdigest(), sha256):
-            raise VerificationError(f"cached copy of {path.name} changed after verification")
-        f.seek(0)
-        return f
-    except BaseException:
-        f.close()
-        raise
 
 
 # ---- content negotiation (PEP 691) --------------------------------------------------------
@@ -441,101 +87,6 @@ def choose_format(accept: str | None, query_format: str | None = None) -> str | 
     return choice
 
 
-# ---- which Host names are answered (DNS rebinding) ----------------------------------------
-
-_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
-
-
-def is_loopback(host: str) -> bool:
-    """Whether listening on ``host`` keeps the proxy on this machine."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def _split_host(header: str) -> tuple[str, int | None] | None:
-    """``(name, port)`` of a Host header (name lower-cased, IPv6 in brackets), or
-    None when it is not ``NAME``, ``NAME:PORT``, ``[V6]`` or ``[V6]:PORT``."""
-    text = header.strip().lower()
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            return None
-        name, rest = text[:end + 1], text[end + 1:]
-        if rest and not rest.startswith(":"):
-            return None
-        port_text = rest[1:] if rest else None
-    else:
-        name, sep, port_text_ = text.partition(":")
-        port_text = port_text_ if sep else None
-    if not name or (port_text is not None and not (port_text.isdigit() and len(port_text) <= 5)):
-        return None
-    return name, int(port_text) if port_text is not None else None
-
-
-def _bracketed(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
-@dataclass(frozen=True)
-class HostCheck:
-    """The ``Host`` headers the proxy answers — its guard against DNS rebinding.
-
-    A web page on ``attacker.example`` whose DNS name is re-pointed at 127.0.0.1 makes
-    the browser send its requests (and read the answers) to the proxy, with
-    ``Host: attacker.example``: refused here (421), so no project list or file leaves.
-
-    Answered: ``localhost``, ``127.0.0.1``, ``[::1]``, the exact ``--host`` given and
-    every ``--allow-host`` name, each with the port the proxy listens on (a missing
-    port only for port 80 or an ``--allow-host`` name: a reverse proxy in front).
-    Listening beyond loopback (``--host 0.0.0.0`` or a LAN address) also answers any
-    IP address literal: a rebinding attack needs a DNS name, and clients on the
-    network reach the proxy by one of this machine's addresses, which we cannot list.
-    A LAN DNS name must be named with ``--allow-host``.
-    """
-
-    port: int
-    names: frozenset[str]
-    allowed: frozenset[str] = frozenset()  # --allow-host names (any port or none)
-    any_ip: bool = False
-
-    @classmethod
-    def for_address(cls, host: str, port: int, allow: tuple[str, ...] = ()) -> HostCheck:
-        names = {*_LOOPBACK_NAMES, _bracketed(host.lower())}
-        any_ip = not is_loopback(host)
-        return cls(port, frozenset(names), frozenset(_bracketed(a.lower()) for a in allow),
-                   any_ip)
-
-    def accepts(self, header: str | None) -> bool:
-        if header is None:
-            return False  # HTTP/1.1 requires it; a browser always sends one
-        split = _split_host(header)
-        if split is None:
-            return False
-        name, port = split
-        if name in self.allowed:
-            return port is None or port == self.port
-        if port != self.port and not (port is None and self.port == 80):
-            return False
-        if name in self.names:
-            return True
-        if self.any_ip:
-            try:
-                ipaddress.ip_address(name[1:-1] if name.startswith("[") else name)
-            except ValueError:
-                return False
-            return True
-        return False
-
-    def describe(self) -> str:
-        """The accepted names, for the warning of a proxy listening beyond loopback."""
-        names = sorted(self.names | self.allowed)
-        return ", ".join(["any IP address", *names] if self.any_ip else names)
-
-
 # ---- HTTP ---------------------------------------------------------------------------------
 
 
@@ -576,9 +127,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             self._route(head=head)
-        except _NotFound:
+        except NotFound:
             self._text(404, "not found in the verified index\n", head=head)
-        except _Refused:
+        except Refused:
             self._text(502, "refused: failed verification or could not be fetched\n", head=head)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
@@ -595,7 +146,7 @@ class _Handler(BaseHTTPRequestHandler):
         raw = split.path.split("/")
         parts = [urllib.parse.unquote(p) for p in raw]
         if any("/" in p or "\x00" in p for p in parts):
-            raise _NotFound
+            raise NotFound
         # not parse_qs: it would turn the "+" of "...v1+json" into a space
         query = dict(urllib.parse.unquote(p).partition("=")[::2]
                      for p in split.query.split("&") if p)
@@ -603,10 +154,10 @@ class _Handler(BaseHTTPRequestHandler):
         if parts in (["", ""], ["", "simple"]):
             return self._redirect("/simple/", head=head)
         if parts[:2] != ["", "simple"] and parts[:2] != ["", "files"]:
-            raise _NotFound
+            raise NotFound
         if parts[1] == "files":
             if len(parts) != 4 or not parts[2] or not parts[3]:
-                raise _NotFound
+                raise NotFound
             return self._file(parts[2], parts[3], head=head)
         fmt = choose_format(self.headers.get("Accept"), query.get("format"))
         if len(parts) == 3 and parts[2] == "":
@@ -626,7 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
             page = index.project_page(canon, fmt)
             return self._send(200, page.body, page.content_type, head=head,
                               source=page.source)
-        raise _NotFound
+        raise NotFound
 
     def _file(self, project: str, filename: str, *, head: bool) -> None:
         f, served = self.server.index.open_file(canonicalize_name(project), filename)
@@ -641,7 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             left = served.size
             while left > 0:
-                chunk = f.read(min(_chunk, left))
+                chunk = f.read(min(send_chunk, left))
                 if not chunk:  # cannot happen: the size was just checked on this file
                     self.close_connection = True
                     return

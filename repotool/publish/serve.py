@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from repotool.errors import UserError
+
 __all__ = ["make_server", "serve_directory"]
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
@@ -67,6 +69,14 @@ def make_server(
 def serve_directory(
     directory: Path, host: str, port: int, announce: Callable[[str], object]
 ) -> None:
+    """Serve ``directory`` until interrupted; ``announce`` gets the base URL once listening.
+
+    Raises:
+        UserError: ``directory`` holds no published repository (no ``metadata/``).
+    """
+    if not (directory / "metadata").is_dir():
+        raise UserError(f"{str(directory)!r} holds no published repository",
+                        "run 'repotool repo sign' first")
     server = make_server(directory, host, port)
     h, p = server.server_address[:2]
     h = h.decode() if isinstance(h, bytes) else str(h)

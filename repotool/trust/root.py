@@ -10,26 +10,28 @@ from typing import Any
 
 from repotool.errors import FormatError, VerificationError
 
+__all__ = ["check_root", "parse_root", "repo_name", "root_max_length", "short_error"]
+
 root_max_length = 512 * 1024  # bytes of one root.json
 
 
-def _parse_root(data: bytes, origin: str) -> Any:
+def parse_root(data: bytes, origin: str) -> Any:
     from tuf.api.metadata import Metadata, Root
 
     try:
         md = Metadata.from_bytes(data)
     except Exception as e:
-        raise FormatError(f"{origin} is not valid TUF metadata: {_short(e)}") from None
+        raise FormatError(f"{origin} is not valid TUF metadata: {short_error(e)}") from None
     if not isinstance(md.signed, Root):
         raise FormatError(f"{origin} is {md.signed.type!r} metadata, not a root")
     return md
 
 
-def _short(e: BaseException) -> str:
+def short_error(e: BaseException) -> str:
     return (str(e).splitlines() or [type(e).__name__])[0][:200]
 
 
-def _check_root(data: bytes, origin: str, key_ids: list[str]) -> Any:
+def check_root(data: bytes, origin: str, key_ids: list[str]) -> Any:
     """The root in ``data`` (``Metadata[Root]``) if it meets its own threshold and, with
     ``key_ids``, lists each as a root key and carries a valid signature by each.
 
@@ -37,7 +39,7 @@ def _check_root(data: bytes, origin: str, key_ids: list[str]) -> Any:
         FormatError: not a root.
         VerificationError: the signatures do not hold.
     """
-    md = _parse_root(data, origin)
+    md = parse_root(data, origin)
     root = md.signed
     try:
         root.verify_delegate("root", md.signed_bytes, md.signatures)
@@ -68,7 +70,7 @@ def _check_root(data: bytes, origin: str, key_ids: list[str]) -> Any:
     return md
 
 
-def _repo_name(root: Any) -> str:
+def repo_name(root: Any) -> str:
     field_ = root.unrecognized_fields.get("x-repotool")
     if isinstance(field_, dict) and isinstance(field_.get("name"), str):
         return str(field_["name"])

@@ -1,0 +1,162 @@
+"""``repotool source`` (add, list, show, remove), ``update`` and ``clean``: the sources
+and their verified state, through repotool/client/sources.py and update.py."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from repotool.cli.common import duration, err, get_home, get_limits, handled, now, out, pubkeys
+from repotool.cli.render import print_json, print_update
+from repotool.errors import UsageError, UserError
+
+__all__ = ["register", "source_app"]
+
+source_app = typer.Typer(help="Add, list, show and remove sources (like apt sources).",
+                         no_args_is_help=True)
+
+
+@source_app.command("add")
+@handled
+def source_add(
+    name: Annotated[str, typer.Argument(help="A name for the source.")],
+    url: Annotated[str, typer.Argument(help="Path, file://, http:// or https:// location.")],
+    key: Annotated[list[Path] | None, typer.Option(
+        "--key", help="The repository's root public key (repeatable).")] = None,
+    fingerprint: Annotated[list[str] | None, typer.Option(
+        "--fingerprint", help="A root key fingerprint (64 hex digits).")] = None,
+    root: Annotated[Path | None, typer.Option("--root", help="A trusted root.json.")] = None,
+    mirror: Annotated[list[str] | None, typer.Option("--mirror")] = None,
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", help="This source provides only these projects, and they come only "
+        "from it (glob, repeatable).")] = None,
+    priority: Annotated[int, typer.Option("--priority", help="Higher wins.")] = 0,
+    ca_cert: Annotated[Path | None, typer.Option("--ca-cert")] = None,
+    clock_skew: Annotated[str | None, typer.Option(
+        "--clock-skew", help="Tolerance when judging expiry, e.g. 5m (at most 1h).")] = None,
+) -> None:
+    """Add a repository and trust its root key(s) for it alone."""
+    from repotool import keys as keymod
+    from repotool.client.home import SourceConfig, normalize_pattern
+    from repotool.client.sources import add_source
+    from repotool.transport.urls import normalize_url
+
+    given = sum(bool(x) for x in (key, fingerprint, root))
+    if given != 1:
+        raise UsageError("give exactly one of --key, --fingerprint or --root")
+    from repotool.client.home import clock_skew_max
+
+    skew = duration(clock_skew, "--clock-skew", clock_skew_max,
+                     "a skew tolerates a client clock that is off, not expired metadata; "
+                     "fix the clock, or ask the publisher to re-sign") or 0
+    ids = [k.keyid for k in pubkeys(key)]
+    for f in fingerprint or []:
+        if not keymod.is_fingerprint(f.lower()):
+            raise UsageError(f"invalid fingerprint {f!r}: expected 64 hex digits")
+        ids.append(f.lower())
+    if len(set(ids)) != len(ids):
+        raise UsageError("the same key is given twice")
+    home = get_home()
+    home.source_dir(name)  # validates the name
+    cfg = SourceConfig(
+        name=name,
+        url=normalize_url(url),
+        mirrors=[normalize_url(m) for m in mirror or []],
+        only=[normalize_pattern(p) for p in only or []],
+        priority=priority,
+        clock_skew=skew,
+    )
+    trusted = add_source(home, cfg, key_ids=ids, root_file=root, ca_cert=ca_cert,
+                         limits=get_limits(), report=lambda m: err(f"warning: {m}"))
+    sys.stdout.write(f"added source {name!r}: repository {cfg.repo_name!r} at {cfg.url}\n")
+    sys.stdout.write(f"trusted root keys (threshold {trusted.roles['root'].threshold}):\n")
+    for k in sorted(trusted.roles["root"].keyids):
+        sys.stdout.write(f"  {k}\n")
+    err("run 'repotool update' to fetch its index")
+
+
+@source_app.command("list")
+@handled
+def source_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List sources in resolution order."""
+    from repotool.client.state import describe_source
+
+    home = get_home()
+    docs = [describe_source(home, c) for c in home.sources()]
+    if as_json:
+        print_json(docs)
+        return
+    for d in docs:
+        fence = f" only={','.join(d['only'])}" if d["only"] else ""
+        out(f"{d['name']}\t{d['url']}\tpriority={d['priority']}{fence}\t"
+             f"{d['projects']} project(s)")
+
+
+@source_app.command("show")
+@handled
+def source_show(
+    name: Annotated[str, typer.Argument()],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show a source's settings, trusted keys and state."""
+    from repotool.client.state import describe_source
+
+    home = get_home()
+    d = describe_source(home, home.source(name))
+    if as_json:
+        print_json(d)
+        return
+    for k, v in d.items():
+        if isinstance(v, list):
+            v = ", ".join(map(str, v)) or "-"
+        out(f"{k}: {v}")
+
+
+@source_app.command("remove")
+@handled
+def source_remove(name: Annotated[str, typer.Argument()]) -> None:
+    """Remove a source with its keyring, caches and state."""
+    from repotool.client.sources import remove_source
+
+    remove_source(get_home(), name)
+    err(f"removed source {name!r}")
+
+
+@handled
+def update(
+    names: Annotated[list[str] | None, typer.Argument(help="Sources (default: all).")] = None,
+    allow_name_change: Annotated[bool, typer.Option(
+        "--allow-name-change", help="Accept a repository that changed its name.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Fetch and verify the signed index of every source (or those named)."""
+    from repotool.client.update import update as do_update
+
+    home = get_home()
+    if not names and not home.sources():
+        raise UserError("no sources", "add one with 'repotool source add NAME URL --key PUB'")
+    results = do_update(home, names, now=now(), limits=get_limits(),
+                        allow_name_change=allow_name_change)
+    code = print_update(results, as_json)
+    if code:
+        raise typer.Exit(code)
+
+
+@handled
+def clean(names: Annotated[list[str] | None, typer.Argument()] = None) -> None:
+    """Empty the metadata and file caches (keyrings stay)."""
+    from repotool.client.sources import clean as do_clean
+
+    home = get_home()
+    for n in names or [c.name for c in home.sources()]:
+        do_clean(home, n)
+        err(f"cleaned {n}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's top-level commands to ``app``."""
+    app.command("update")(update)
+    app.command("clean")(clean)
