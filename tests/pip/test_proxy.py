@@ -274,7 +274,7 @@ def test_proxy_command_stops_cleanly(make_published, home: Path, sig: int) -> No
     pub = make_published()
     add_source(home, "demo", pub)
     update(home)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     proc = subprocess.Popen(
         [sys.executable, "-m", "repotool", "--home", str(home), "proxy", "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env,

@@ -1,4 +1,4 @@
-"""Delegation graphs through repotool's updater factory (``client.make_updater``), the one
+"""Delegation graphs through repotool's updater factory (``trust.updater.make_updater``), the one
 that ``update``, ``repo check`` and the conformance adapter share.
 
 The diamond: two delegators authorize the same role name for disjoint paths with

@@ -33,7 +33,7 @@ from repotool.pip.index import VerifiedIndex
 from repotool.pip.proxy import RunningProxy
 from repotool.transport.limits import Limits
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def add_source(home: Path, name: str, location: Any, key: Path, *extra: str) -> None:
