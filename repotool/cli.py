@@ -962,6 +962,16 @@ def proxy(
     _err("repotool proxy stopped")
 
 
+def _register_publish() -> None:
+    from repotool import cli_publish
+
+    cli_publish.register(repo_app, cli_publish.Helpers(
+        handled=handled, now=_now, out=_out, err=_err, print_json=_print_json))
+
+
+_register_publish()
+
+
 def main() -> None:
     try:
         app(prog_name="repotool")
