@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from repotool.errors import DownloadError, UsageError, UserError
-from repotool.publish.upload import LocalFile, Remote
+from repotool.publish.destinations import LocalFile, Remote
 
 __all__ = ["S3Destination", "parse_s3_url"]
 
