@@ -48,8 +48,9 @@ def parse_s3_url(url: str) -> tuple[str, str]:
 
 
 @contextlib.contextmanager
-def _errors(where: str) -> Iterator[None]:
-    """boto3's exceptions as one line each: exit 1, never a traceback."""
+def _errors(where: str, key: str = "") -> Iterator[None]:
+    """boto3's exceptions as one line each: exit 1, never a traceback. ``where`` is the
+    destination; ``key`` the object, named where it helps."""
     from botocore import exceptions as bx
 
     try:
@@ -69,13 +70,14 @@ def _errors(where: str) -> Iterator[None]:
         if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
             raise UserError(f"{where}: access denied ({code})",
                             "check the credentials and the bucket's policy") from None
-        raise UserError(f"{where}: {code}: {err.get('Message', '')}".rstrip(": ")) from None
+        raise UserError(f"{where}{key}: {code}: {err.get('Message', '')}".rstrip(": ")
+                        ) from None
     except (bx.EndpointConnectionError, bx.ConnectionError, bx.ConnectTimeoutError,
             bx.ReadTimeoutError) as e:
         raise DownloadError(f"{where}: cannot reach the storage service: {e}",
                             "check --endpoint-url and the network") from None
     except bx.BotoCoreError as e:
-        raise UserError(f"{where}: {e}") from None
+        raise UserError(f"{where}{key}: {e}") from None
 
 
 class S3Destination:
@@ -126,7 +128,7 @@ class S3Destination:
     def _get(self, name: str) -> Any | None:
         from botocore import exceptions as bx
 
-        with _errors(self.url + name):
+        with _errors(self.url, name):
             try:
                 return self._client.get_object(Bucket=self.bucket, Key=self.prefix + name)
             except bx.ClientError as e:
@@ -140,7 +142,7 @@ class S3Destination:
             return None
         h, n = hashlib.sha256(), 0
         body = obj["Body"]
-        with _errors(self.url + name), contextlib.closing(body):
+        with _errors(self.url, name), contextlib.closing(body):
             while n <= size and (chunk := body.read(min(1 << 20, size + 1 - n))):
                 h.update(chunk)
                 n += len(chunk)
@@ -150,7 +152,7 @@ class S3Destination:
         obj = self._get(name)
         if obj is None:
             return None
-        with _errors(self.url + name), contextlib.closing(obj["Body"]) as body:
+        with _errors(self.url, name), contextlib.closing(obj["Body"]) as body:
             data: bytes = body.read(limit + 1)
         return data
 
@@ -159,7 +161,7 @@ class S3Destination:
             raise UserError(f"{f.name}: {f.size} bytes is more than one S3 PUT takes")
         md5 = base64.b64encode(bytes.fromhex(f.digests()[1])).decode()
         extra = {"CacheControl": cache_control} if cache_control else {}
-        with _errors(self.url + f.name), open(f.path, "rb") as body:
+        with _errors(self.url, f.name), open(f.path, "rb") as body:
             self._client.put_object(
                 Bucket=self.bucket, Key=self.prefix + f.name, Body=body,
                 ContentLength=f.size, ContentType=content_type, ContentMD5=md5, **extra)
