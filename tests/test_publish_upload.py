@@ -477,3 +477,30 @@ def test_dry_run_uploads_nothing(make_published, moto: MotoServer, bucket: str) 
     doc = s3_publish(moto, pub.root, f"s3://{bucket}/r", "--dry-run")
     assert doc["dry_run"] and doc["uploaded"][-1] == "metadata/timestamp.json"
     assert puts(moto, mark, bucket, "r") == []
+
+
+# ---- pure parts ----------------------------------------------------------------------
+
+
+def test_cache_kinds_and_content_types_of_every_kind_of_file() -> None:
+    from repotool.publish.s3 import parse_s3_url
+    from repotool.publish.upload import content_type, parse_cache_control
+
+    h = "a" * 64
+    assert cache_kind("metadata/timestamp.json") == "timestamp"
+    assert cache_kind("metadata/root.json") == "mutable"
+    assert cache_kind("simple/p/index.html") == "mutable"
+    for immutable in ("metadata/3.snapshot.json", "metadata/2.bins-0a.json",
+                      "metadata/1.root.json", f"index/{h}.28.json",
+                      f"simple/p/{h}.index.json", f"files/p/{h}.p-1.0.tar.gz",
+                      "files/p/p-1.0-py3-none-any.whl"):
+        assert cache_kind(immutable) == "immutable", immutable
+    assert content_type("simple/index.html") == "text/html; charset=utf-8"
+    assert content_type("metadata/timestamp.json") == "application/json"
+    assert content_type("files/p/p-1.0.tar.gz") == "application/gzip"
+    assert content_type("files/p/p-1.0-py3-none-any.whl") == "application/zip"
+    policy = parse_cache_control(["timestamp=max-age=60", "mutable="])
+    assert policy["timestamp"] == "max-age=60" and policy["mutable"] == ""
+    assert policy["immutable"].endswith("immutable")
+    assert parse_s3_url("s3://my.bucket") == ("my.bucket", "")
+    assert parse_s3_url("s3://bkt/a//b/") == ("bkt", "a/b/")
