@@ -504,3 +504,15 @@ def test_cache_kinds_and_content_types_of_every_kind_of_file() -> None:
     assert policy["immutable"].endswith("immutable")
     assert parse_s3_url("s3://my.bucket") == ("my.bucket", "")
     assert parse_s3_url("s3://bkt/a//b/") == ("bkt", "a/b/")
+
+
+def test_a_copy_without_the_workspace_publishes(make_published, tmp_path: Path) -> None:
+    """docs/format.md: deleting .repotool/ from a copy leaves a complete repository."""
+    import shutil
+
+    pub = make_published("demo", projects={"demo-pkg": ["1.0"]})
+    copy = tmp_path / "usb-stick"
+    shutil.copytree(pub.root, copy, ignore=shutil.ignore_patterns(".repotool"))
+    r = publish(copy, tmp_path / "www", "--json")
+    assert r.exit_code == 0, r.output
+    assert files_of(tmp_path / "www") == files_of(pub.root)
