@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 
 from repotool import __version__
-from repotool.cli import keys, pip, query, repo, source
+from repotool.cli import keys, pip, publish, query, repo, source
 from repotool.cli.common import STATE
 
 app = typer.Typer(
@@ -32,6 +32,7 @@ app = typer.Typer(
 )
 app.add_typer(keys.key_app, name="key")
 app.add_typer(repo.repo_app, name="repo")
+publish.register(repo.repo_app)  # repo publish
 app.add_typer(source.source_app, name="source")
 source.register(app)  # update, clean
 query.register(app)  # list, search, show, download, verify
