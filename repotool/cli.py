@@ -237,13 +237,29 @@ def key_generate(
 @key_app.command("fingerprint")
 @handled
 def key_fingerprint(
-    file: Annotated[Path, typer.Argument(help="A .pub or .key file.")],
+    spec: Annotated[str, typer.Argument(
+        metavar="KEY", help="A .pub or .key file, env:VAR, or a signer URI (with --pub).")],
+    pub: Annotated[Path | None, typer.Option(
+        "--pub", help="With a signer URI: the public key it should hold; checked by a test "
+        "signature.")] = None,
     passphrase_env: PassEnv = None,
     passphrase_file: PassFile = None,
 ) -> None:
-    """Print the fingerprint (TUF key id) of a public or private key file."""
-    from repotool import keys
+    """Print the fingerprint (TUF key id) of a key file, env:VAR key or signer URI."""
+    from repotool import keys, signers
 
+    if signers.is_uri(spec) or pub is not None:
+        candidates = [keys.public_from_file(pub)] if pub is not None else []
+        if not spec.startswith("env:") and pub is None:
+            raise UsageError(f"{spec!r} is a signer URI: give its public key with --pub PUB")
+        signer = signers.open_signer(
+            spec, _passphrase_source(passphrase_env, passphrase_file, confirm=False),
+            lambda: candidates)
+        if pub is not None and signer.public_key.keyid != candidates[0].keyid:
+            raise UserError(f"{spec!r} does not hold the key in {str(pub)!r}")
+        sys.stdout.write(signer.public_key.keyid + "\n")
+        return
+    file = Path(spec)
     secret = None
     if file.is_file() and keys.is_encrypted(file):
         secret = _passphrase_source(passphrase_env, passphrase_file, confirm=False)()
@@ -373,24 +389,41 @@ def repo_yank(
     _err(f"{n} file(s) will be yanked at the next 'repotool repo sign'")
 
 
-def _signers(paths: list[Path], env: str | None, file: Path | None) -> list[Any]:
-    from repotool import keys
+def _signers(specs: list[str], env: str | None, file: Path | None,
+             candidates: Callable[[], list[Any]] = list) -> list[Any]:
+    """Open each private ``--key``: a file, ``env:VAR`` or a signer URI (repotool.signers);
+    ``candidates`` gives the public keys a signer URI may stand for."""
+    from repotool import signers
 
     secret = _passphrase_source(env, file, confirm=False)
-    return [keys.load_signer(p, secret) for p in paths]
+    return signers.open_signers(specs, secret, candidates)
+
+
+def _repo_candidates(directory: Path) -> Callable[[], list[Any]]:
+    def get() -> list[Any]:
+        from repotool.publish.ceremony import candidate_keys
+        from repotool.publish.workspace import Repository
+
+        return candidate_keys(Repository(directory))
+
+    return get
 
 
 @repo_app.command("sign")
 @handled
 def repo_sign(
     directory: Annotated[Path, typer.Argument()],
-    key: Annotated[list[Path], typer.Option("--key", help="A private key (repeatable).")],
+    key: Annotated[list[str], typer.Option(
+        "--key", help="A private key: a file, env:VAR or a signer URI (repeatable).")],
     expires: Annotated[str | None, typer.Option(
         "--expires", help="Lifetime of every role written, e.g. 12h, 7d, 2w (at most "
         "3650d).")] = None,
     role: Annotated[list[str] | None, typer.Option(
         "--role", help="Re-sign this role even if unchanged (root, targets, bins, snapshot).")
     ] = None,
+    refresh: Annotated[bool, typer.Option(
+        "--refresh", help="Only re-sign snapshot and timestamp (the online key's cron job); "
+        "pending changes stay pending.")] = False,
     passphrase_env: PassEnv = None,
     passphrase_file: PassFile = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -402,13 +435,18 @@ def repo_sign(
     bad = set(role or []) - {"root", "targets", "bins", "snapshot", "timestamp"}
     if bad:
         raise UsageError(f"unknown role(s) {', '.join(sorted(bad))}")
-    signers = _signers(key, passphrase_env, passphrase_file)
+    if refresh and role:
+        raise UsageError("--refresh re-signs snapshot and timestamp; do not combine it with "
+                         "--role")
+    signers = _signers(key, passphrase_env, passphrase_file, _repo_candidates(directory))
     summary = Repository(directory).sign(
-        signers, now=_now(), expires=secs, force=frozenset(role or []))
+        signers, now=_now(), expires=secs, force=frozenset(role or []), refresh=refresh)
     _sign_report(summary, as_json)
 
 
 def _sign_report(summary: Any, as_json: bool) -> None:
+    for note in summary.notes:
+        _err(f"note: {note}")
     if as_json:
         _print_json(summary.to_dict())
         return
@@ -473,41 +511,6 @@ def repo_keys(
                      f"of {len(b['keys'])}\n")
     for w in doc["warnings"]:
         _err(f"warning: {w}")
-
-
-@repo_app.command("rotate")
-@handled
-def repo_rotate(
-    directory: Annotated[Path, typer.Argument()],
-    role: Annotated[list[str], typer.Option(
-        "--role", help="root, targets (with its bins) or online (snapshot and timestamp); "
-        "repeatable: one new root changes them all.")],
-    key: Annotated[list[Path], typer.Option("--key", help="Private keys signing the new root.")],
-    add: Annotated[list[Path] | None, typer.Option("--add", help="Public key to add.")] = None,
-    remove: Annotated[list[str] | None, typer.Option("--remove", help="Fingerprint to remove.")
-                      ] = None,
-    threshold: Annotated[int | None, typer.Option("--threshold", min=1)] = None,
-    expires: Annotated[str | None, typer.Option(
-        "--expires", help="Lifetime of the new root, e.g. 52w (at most 3650d).")] = None,
-    passphrase_env: PassEnv = None,
-    passphrase_file: PassFile = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Publish a new root version, signed by the old and the new root thresholds.
-
-    '--role targets --threshold N' also raises the bins to N (they are re-signed).
-    """
-    from repotool import keys as keymod
-    from repotool.publish.workspace import Repository
-
-    secs = _duration(expires, "--expires")
-    for fpr in remove or []:
-        if not keymod.is_fingerprint(fpr):
-            raise UsageError(f"--remove takes a fingerprint (64 hex digits), got {fpr!r}")
-    signers = _signers(key, passphrase_env, passphrase_file)
-    summary = Repository(directory).rotate(
-        role, _pubkeys(add), list(remove or []), threshold, signers, now=_now(), expires=secs)
-    _sign_report(summary, as_json)
 
 
 @repo_app.command("serve")
@@ -960,6 +963,18 @@ def proxy(
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
     _err("repotool proxy stopped")
+
+
+def _register_commands() -> None:
+    from repotool import cli_ceremony
+
+    cli_ceremony.register(app, repo_app, handled=handled, signers=_signers,
+                          candidates=_repo_candidates, pubkeys=_pubkeys, now=_now,
+                          duration=_duration, sign_report=_sign_report, err=_err,
+                          print_json=_print_json)
+
+
+_register_commands()
 
 
 def main() -> None:
