@@ -93,11 +93,10 @@ def check_repository(directory: Path, *, now: datetime) -> CheckReport:
             report.problems.append(f"metadata/root.json: differs from {newest.name}, the newest")
         for role in ("root", "timestamp", "snapshot", "targets"):
             md = ts[role]
-            left = md.expires - now
-            lifetime = {"root": 365, "targets": 90, "snapshot": 7, "timestamp": 1}[role]
-            if left < timedelta(days=lifetime) / 4:
-                report.warnings.append(
-                    f"{role} expires soon: {md.expires:%Y-%m-%d %H:%M:%S} UTC")
+            name = "timestamp.json" if role == "timestamp" else f"{md.version}.{role}.json"
+            if (w := expiry_warning(role, md.expires, _signed_at(meta / name), now,
+                                    directory)):
+                report.warnings.append(w)
         # every target of targets and of every bin
         bin_targets: dict[str, Any] = {}
         if delegations is None or delegations.succinct_roles is None:
@@ -159,6 +158,55 @@ def check_repository(directory: Path, *, now: datetime) -> CheckReport:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return report
+
+
+def _signed_at(path: Path) -> datetime | None:
+    """When a role was signed: its file's modification time (the sign wrote it)."""
+    from datetime import UTC
+
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    except OSError:
+        return None
+
+
+_RENEW = {
+    "timestamp": "repotool repo sign {d} --refresh --key ONLINE_KEY",
+    "snapshot": "repotool repo sign {d} --refresh --key ONLINE_KEY",
+    "targets": "repotool repo sign {d} --role targets --key TARGETS_KEY --key ONLINE_KEY",
+    "root": ("repotool repo rotate {d} --role root --propose FILE (then 'proposal sign' and "
+             "'repo rotate {d} --apply FILE'), or repotool repo sign {d} --role root --key "
+             "ROOT_KEY ... --key TARGETS_KEY --key ONLINE_KEY"),
+}
+
+
+def expiry_warning(role: str, expires: datetime, signed_at: datetime | None, now: datetime,
+                   directory: Path | str) -> str | None:
+    """A warning when ``role`` is within the last 20% of its lifetime (pure).
+
+    The lifetime runs from when it was signed (``signed_at``) to ``expires``; without a
+    plausible signing time, the role's default lifetime stands in."""
+    from repotool.publish.tree import DEFAULT_EXPIRY
+
+    if signed_at is not None and signed_at < expires and signed_at <= now:
+        lifetime = expires - signed_at
+    else:
+        lifetime = timedelta(seconds=DEFAULT_EXPIRY[role])
+    left = expires - now
+    if left > lifetime / 5:
+        return None
+    when = f"{expires:%Y-%m-%d %H:%M:%S} UTC"
+    state = (f"expired at {when}" if left <= timedelta(0) else
+             f"expires at {when}, in {_span(left)}, the last 20% of its {_span(lifetime)} lifetime")
+    return f"{role} {state}; renew: {_RENEW[role].format(d=shlex.quote(str(directory)))}"
+
+
+def _span(t: timedelta) -> str:
+    s = int(t.total_seconds())
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= n:
+            return f"{s // n}{unit}"
+    return f"{s}s"
 
 
 def _check_root_page(directory: Path, bin_targets: dict[str, Any], report: CheckReport) -> None:
