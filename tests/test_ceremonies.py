@@ -20,6 +20,7 @@ from builders import build_wheel
 from conftest import CliResult, KeyPair, cli, make_key
 
 from repotool.publish.check import check_repository, expiry_warning
+from repotool.publish.workspace import Repository, RoleKeys
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,9 +42,11 @@ def offline_repo(tmp: Path, *, n_root: int = 3,
     ks = {n: make_key(d, n) for n in [*(f"r{i}" for i in range(1, n_root + 1)), "targets",
                                      "online"]}
     repo = d / "repo"
-    ok(cli("repo", "init", repo, "--name", "acme", "--threshold", str(threshold),
-           *[a for i in range(1, n_root + 1) for a in ("--root-key", ks[f"r{i}"].public)],
-           "--targets-key", ks["targets"].public, "--online-key", ks["online"].public))
+    # 4 bins, not 256: the same code paths, a fraction of the files
+    Repository.init(repo, "acme", RoleKeys(
+        [ks[f"r{i}"].public_key() for i in range(1, n_root + 1)], threshold,
+        [ks["targets"].public_key()], 1, [ks["online"].public_key()]),
+        now=datetime.now(UTC), bin_bits=2)
     ok(cli("repo", "add", repo, build_wheel(tmp / "dist", "demo-pkg", "1.0")))
     ok(cli("repo", "sign", repo, *[a for k in ("r1", "r2", "targets", "online")
                                    for a in ("--key", ks[k].private)]))
@@ -429,16 +432,22 @@ def test_check_warns_near_expiry_naming_role_and_renew_command(tmp_path: Path) -
     rep = check_repository(repo, now=datetime.now(UTC) + timedelta(hours=20))
     ts = [w for w in rep.warnings if w.startswith("timestamp")]
     assert ts and "renew: repotool repo sign" in ts[0] and "--refresh" in ts[0]
-    assert not [w for w in rep.warnings if w.startswith(("root", "targets"))]
+    assert not [w for w in rep.warnings if w.startswith(("root", "targets")) or "bin" in w]
     # a timestamp kept fresh (the library with a later clock) while snapshot ages
-    from repotool.publish.workspace import Repository
-
     later = datetime.now(UTC) + timedelta(days=5, hours=12)
-    assert Repository(repo).sign([ks["online"].signer()], now=later).versions == {
-        "timestamp": 2}
+    assert set(Repository(repo).sign([ks["online"].signer()], now=later).versions) == {
+        "timestamp"}
     rep = check_repository(repo, now=later + timedelta(hours=12))
     snap = [w for w in rep.warnings if w.startswith("snapshot expires")]
     assert snap and "--refresh --key ONLINE_KEY" in snap[0], rep.warnings
+    # bins are re-signed only when they change: they age with targets, and are named too
+    later = datetime.now(UTC) + timedelta(days=80)
+    Repository(repo).sign([ks["online"].signer()], now=later, refresh=True)
+    rep = check_repository(repo, now=later)
+    bins = [w for w in rep.warnings if "bin(s) near expiry" in w]
+    assert bins and bins[0].startswith("4 bin(s) near expiry, the first: bins expires at")
+    assert "--role bins --key TARGETS_KEY" in bins[0]
+    assert any(w.startswith("targets expires at") for w in rep.warnings)
 
 
 def test_refresh_cron_path_online_key_alone_pending_stays_pending(tmp_path: Path) -> None:

@@ -102,16 +102,25 @@ def check_repository(directory: Path, *, now: datetime) -> CheckReport:
         if delegations is None or delegations.succinct_roles is None:
             report.problems.append("targets: no bins delegation")
             return report
+        bins_near: list[tuple[datetime, str]] = []
         for name in delegations.succinct_roles.get_roles():
             try:
                 up._load_targets(name, "targets")
             except (tuf_exc.RepositoryError, tuf_exc.DownloadError, RepotoolError) as e:
                 report.problems.append(f"{name}: {e}")
                 continue
-            for path, tf in ts[name].targets.items():
+            bmd = ts[name]
+            if (w := expiry_warning("bins", bmd.expires,
+                                    _signed_at(meta / f"{bmd.version}.{name}.json"), now,
+                                    directory)):
+                bins_near.append((bmd.expires, w))
+            for path, tf in bmd.targets.items():
                 bin_targets[path] = tf
                 if delegations.succinct_roles.get_role_for_target(path) != name:
                     report.problems.append(f"{name}: lists {path!r}, which belongs elsewhere")
+        if bins_near:  # one line for all of them: the earliest, and how many
+            first = min(bins_near)[1]
+            report.warnings.append(f"{len(bins_near)} bin(s) near expiry, the first: {first}")
         all_targets = {**ts.targets.targets, **bin_targets}
         checked: set[Path] = set()
         for path, tf in sorted(all_targets.items()):
@@ -174,6 +183,7 @@ _RENEW = {
     "timestamp": "repotool repo sign {d} --refresh --key ONLINE_KEY",
     "snapshot": "repotool repo sign {d} --refresh --key ONLINE_KEY",
     "targets": "repotool repo sign {d} --role targets --key TARGETS_KEY --key ONLINE_KEY",
+    "bins": "repotool repo sign {d} --role bins --key TARGETS_KEY --key ONLINE_KEY",
     "root": ("repotool repo rotate {d} --role root --propose FILE (then 'proposal sign' and "
              "'repo rotate {d} --apply FILE'), or repotool repo sign {d} --role root --key "
              "ROOT_KEY ... --key TARGETS_KEY --key ONLINE_KEY"),
