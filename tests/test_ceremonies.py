@@ -418,11 +418,19 @@ def test_one_command_rotation_of_one_key_every_role_repository(tmp_path: Path) -
 def test_expiry_warning_at_20_percent_of_lifetime() -> None:
     signed = datetime(2026, 1, 1, tzinfo=UTC)
     exp = signed + timedelta(days=10)
-    assert expiry_warning("targets", exp, signed, signed + timedelta(days=7, hours=23), "d") \
-        is None
-    w = expiry_warning("targets", exp, signed, signed + timedelta(days=8, hours=1), "d")
-    assert w is not None and w.startswith("targets expires at 2026-01-11 00:00:00 UTC")
-    assert "last 20% of its 10d lifetime" in w and "repo sign d --role targets" in w
+    assert expiry_warning("snapshot", exp, signed, signed + timedelta(days=7, hours=23),
+                          "d") is None
+    w = expiry_warning("snapshot", exp, signed, signed + timedelta(days=8, hours=1), "d")
+    assert w is not None and w.startswith("snapshot expires at 2026-01-11 00:00:00 UTC")
+    assert "in 1d, within the last 20% of its 10d lifetime" in w
+    # signed for less than its default (10d targets): judged against the default at once
+    w = expiry_warning("targets", exp, signed, signed + timedelta(hours=1), "d")
+    assert w is not None and "last 20% of its default 90d lifetime" in w
+    assert "repo sign d --role targets" in w
+    signed_long = exp - timedelta(days=200)  # a 200d targets: judged against 200d
+    assert expiry_warning("targets", exp, signed_long, exp - timedelta(days=41), "d") is None
+    w = expiry_warning("targets", exp, signed_long, exp - timedelta(days=39), "d")
+    assert w is not None and "last 20% of its 200d lifetime" in w
     w = expiry_warning("timestamp", exp, None, exp - timedelta(hours=1), "my dir")
     assert w is not None and "repotool repo sign 'my dir' --refresh --key ONLINE_KEY" in w
 

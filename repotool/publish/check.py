@@ -119,8 +119,9 @@ def check_repository(directory: Path, *, now: datetime) -> CheckReport:
                 if delegations.succinct_roles.get_role_for_target(path) != name:
                     report.problems.append(f"{name}: lists {path!r}, which belongs elsewhere")
         if bins_near:  # one line for all of them: the earliest, and how many
-            first = min(bins_near)[1]
-            report.warnings.append(f"{len(bins_near)} bin(s) near expiry, the first: {first}")
+            earliest = min(bins_near)[1]
+            report.warnings.append(
+                f"{len(bins_near)} bin(s) near expiry, the first: {earliest}")
         all_targets = {**ts.targets.targets, **bin_targets}
         checked: set[Path] = set()
         for path, tf in sorted(all_targets.items()):
@@ -194,20 +195,22 @@ def expiry_warning(role: str, expires: datetime, signed_at: datetime | None, now
                    directory: Path | str) -> str | None:
     """A warning when ``role`` is within the last 20% of its lifetime (pure).
 
-    The lifetime runs from when it was signed (``signed_at``) to ``expires``; without a
-    plausible signing time, the role's default lifetime stands in."""
+    The lifetime runs from when it was signed (``signed_at``: the file's mtime) to
+    ``expires``; a role signed for less than its default lifetime (``--expires 1d`` on a
+    root) is judged against the default, so a short-lived root warns at once."""
     from repotool.publish.tree import DEFAULT_EXPIRY
 
+    default = timedelta(seconds=DEFAULT_EXPIRY[role])
+    lifetime = default
     if signed_at is not None and signed_at < expires and signed_at <= now:
-        lifetime = expires - signed_at
-    else:
-        lifetime = timedelta(seconds=DEFAULT_EXPIRY[role])
+        lifetime = max(expires - signed_at, default)
     left = expires - now
     if left > lifetime / 5:
         return None
     when = f"{expires:%Y-%m-%d %H:%M:%S} UTC"
     state = (f"expired at {when}" if left <= timedelta(0) else
-             f"expires at {when}, in {_span(left)}, the last 20% of its {_span(lifetime)} lifetime")
+             f"expires at {when}, in {_span(left)}, within the last 20% of "
+             f"{'its' if lifetime > default else 'its default'} {_span(lifetime)} lifetime")
     return f"{role} {state}; renew: {_RENEW[role].format(d=shlex.quote(str(directory)))}"
 
 
