@@ -29,8 +29,10 @@ Keys = Annotated[list[str] | None, typer.Option(
 
 def _print_status(st: dict[str, Any], out: Any) -> None:
     w = out.write
-    w(f"proposal {st['file']}: repository {st['repository']!r}, root v{st['base_version']} "
-      f"-> v{st['version']}, expires {st['expires']}"
+    what = (f"root v{st['base_version']} -> v{st['version']}" if st["base_version"]
+            else "first root v1")
+    w(f"proposal {st['file']}: repository {st['repository']!r}, {what}, "
+      f"expires {st['expires']}"
       + (" (EXPIRED: make a new proposal)" if st["expired"] else "") + "\n")
     for c in st["changes"]:
         o, n = c["threshold"]
@@ -39,15 +41,21 @@ def _print_status(st: dict[str, Any], out: Any) -> None:
             w(f"    + {k}\n")
         for k in c["remove"]:
             w(f"    - {k}\n")
-    if not st["changes"]:
+    if not st["base_version"]:
+        w("  the first root, as 'repo init' made it:\n")
+        for name, r in sorted(st["roles"].items()):
+            w(f"  {name}: threshold {r['threshold']} of {len(r['keys'])}\n")
+            for k in r["keys"]:
+                w(f"    {k}\n")
+    elif not st["changes"]:
         w("  no key or threshold changes (a renewal of the root)\n")
     w(f"signed by ({len(st['signed_by'])}):\n")
     for k in st["signed_by"]:
         w(f"  {k}\n")
     for k in st["invalid_signatures"]:
         w(f"  {k} INVALID signature (ignored)\n")
-    for which, label in (("old", f"old root v{st['base_version']}"),
-                         ("new", f"new root v{st['version']}")):
+    pairs = [("old", f"old root v{st['base_version']}"), ("new", f"new root v{st['version']}")]
+    for which, label in pairs if st["base_version"] else [("new", "first root v1")]:
         s = st[which]
         if s["missing"]:
             w(f"{label}: {len(s['signed'])} of {s['threshold']} signatures, {s['missing']} "
@@ -124,10 +132,9 @@ def register(app: typer.Typer, repo_app: typer.Typer, *, handled: Decorator, sig
             sign_report(ceremony.apply(repo, proposals, sig, now=now(), expires=secs),
                         as_json)
             return
-        if not role:
-            raise UsageError("give --role ROLE (root, targets, online or all)")
         if propose is not None:
-            p = ceremony.propose(repo, propose, role, pubkeys(add), list(remove or []),
+            p = ceremony.propose(repo, propose, list(role or []), pubkeys(add),
+                                 list(remove or []),
                                  threshold, now=now(), expires=secs)
             notes: list[str] = []
             if key:
@@ -143,6 +150,8 @@ def register(app: typer.Typer, repo_app: typer.Typer, *, handled: Decorator, sig
             err(f"wrote {propose}; the repository is unchanged until "
                 f"'repotool repo rotate {directory} --apply {propose}'")
             return
+        if not role:
+            raise UsageError("give --role ROLE (root, targets, online or all)")
         if not key:
             raise UsageError("give --key PRIV (the root keys, old and new), or --propose FILE")
         sig = signers(list(key), passphrase_env, passphrase_file, candidates(directory))

@@ -508,3 +508,42 @@ def test_ci_publish_example_targets_key_from_env_secret(tmp_path: Path) -> None:
     ok(cli("--home", user, "update"))
     shown = json.loads(ok(cli("--home", user, "show", "demo-pkg", "--json")).stdout)
     assert "2.0" in json.dumps(shown)
+
+
+def test_ceremony_first_root_of_offline_2_of_3_signed_by_holders_apart(tmp_path: Path) -> None:
+    d = tmp_path / "publisher"
+    ks = {n: make_key(d, n) for n in ("r1", "r2", "r3", "targets", "online")}
+    repo = d / "repo"
+    Repository.init(repo, "acme", RoleKeys(
+        [ks[f"r{i}"].public_key() for i in (1, 2, 3)], 2, [ks["targets"].public_key()], 1,
+        [ks["online"].public_key()]), now=datetime.now(UTC), bin_bits=2)
+    ok(cli("repo", "add", repo, build_wheel(tmp_path / "dist", "demo-pkg", "1.0")))
+    before = tree(repo)
+    p = tmp_path / "first.json"
+    r = ok(cli("repo", "rotate", repo, "--propose", p))
+    assert "first root v1: 0 of 2 signatures" in r.stdout and tree(repo) == before
+    r = cli("repo", "rotate", repo, "--role", "root", "--threshold", "1", "--propose",
+            tmp_path / "x.json")
+    assert r.exit_code == 1 and "never signed" in r.stderr
+    ok(cli("proposal", "sign", p, "--key", ks["r1"].private))
+    r = cli("repo", "rotate", repo, "--apply", p, "--key", ks["targets"].private, "--key",
+            ks["online"].private)
+    assert r.exit_code == 3 and ks["r2"].fingerprint in r.stderr and tree(repo) == before
+    ok(cli("proposal", "sign", p, "--key", ks["r3"].private))
+    # a first root made for another repository's init does not apply here
+    other = tmp_path / "other"
+    Repository.init(other, "acme", RoleKeys(
+        [ks[f"r{i}"].public_key() for i in (1, 2, 3)], 1, [ks["targets"].public_key()], 1,
+        [ks["online"].public_key()]), now=datetime.now(UTC), bin_bits=2)
+    r = cli("repo", "rotate", other, "--apply", p, "--key", ks["targets"].private, "--key",
+            ks["online"].private)
+    assert r.exit_code == 3 and "not the one 'repo init' wrote" in r.stderr
+    ok(cli("repo", "rotate", repo, "--apply", p, "--key", ks["targets"].private, "--key",
+           ks["online"].private))
+    ok(cli("repo", "check", repo))
+    home = tmp_path / "home"
+    ok(cli("--home", home, "source", "add", "acme", repo, "--key", ks["r3"].public))
+    ok(cli("--home", home, "update"))
+    # published now: the same proposal cannot be applied again
+    r = cli("repo", "rotate", repo, "--apply", p, "--key", ks["targets"].private)
+    assert r.exit_code == 3 and "signed already" in r.stderr

@@ -13,6 +13,10 @@ File format (``"repotool_proposal": 1``)::
     {"repotool_proposal": 1, "repository": NAME, "created": TIME,
      "base": ROOT_METADATA,       # the published root the change is made against
      "root": ROOT_METADATA}       # the proposed root, version base+1, with signatures
+
+A repository that was never signed proposes its first root (``base`` is null, the root
+is version 1 as ``repo init`` wrote it): an offline m-of-n root is signed for the first
+time the same way, its holders never in one place.
 """
 
 from __future__ import annotations
@@ -49,23 +53,32 @@ class Proposal:
     path: Path
     repository: str | None
     created: str
-    base: Metadata[Root]
+    base: Metadata[Root] | None  # None: the first root of a never-signed repository
     root: Metadata[Root]
+
+    @property
+    def base_root(self) -> Root | None:
+        return self.base.signed if self.base is not None else None
 
     def to_bytes(self) -> bytes:
         doc = {"repotool_proposal": FORMAT, "repository": self.repository,
-               "created": self.created, "base": self.base.to_dict(), "root": self.root.to_dict()}
+               "created": self.created,
+               "base": self.base.to_dict() if self.base is not None else None,
+               "root": self.root.to_dict()}
         return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
 
     def save(self) -> None:
         atomic_write(self.path, self.to_bytes())
 
     def root_keyids(self) -> set[str]:
-        return (set(self.base.signed.roles["root"].keyids)
-                | set(self.root.signed.roles["root"].keyids))
+        old = self.base_root.roles["root"].keyids if self.base_root else []
+        return set(old) | set(self.root.signed.roles["root"].keyids)
+
+    def all_keys(self) -> dict[str, Key]:
+        return {**(self.base_root.keys if self.base_root else {}), **self.root.signed.keys}
 
     def root_keys(self) -> list[Key]:
-        keys = {**self.base.signed.keys, **self.root.signed.keys}
+        keys = self.all_keys()
         return [keys[k] for k in sorted(self.root_keyids())]
 
 
@@ -91,17 +104,20 @@ def load(path: Path) -> Proposal:
         doc = json.loads(data)
         if not isinstance(doc, dict) or doc.get("repotool_proposal") != FORMAT:
             raise bad
-        base: Metadata[Any] = Metadata.from_dict(doc["base"])
+        base: Metadata[Any] | None = (
+            None if doc["base"] is None else Metadata.from_dict(doc["base"]))
         root: Metadata[Any] = Metadata.from_dict(doc["root"])
     except UserError:
         raise
     except Exception:  # json, KeyError, TypeError, ValueError from python-tuf's parser
         raise bad from None
-    if not isinstance(base.signed, Root) or not isinstance(root.signed, Root):
+    if (base is not None and not isinstance(base.signed, Root)) or (
+            not isinstance(root.signed, Root)):
         raise bad
-    if root.signed.version != base.signed.version + 1:
+    base_version = base.signed.version if base is not None else 0
+    if root.signed.version != base_version + 1:
         raise UserError(f"{str(path)!r}: proposes root version {root.signed.version} on top "
-                        f"of version {base.signed.version}; a proposal is the very next one")
+                        f"of version {base_version}; a proposal is the very next one")
     return Proposal(path, doc.get("repository"), str(doc.get("created", "")), base, root)
 
 
@@ -109,17 +125,28 @@ def propose(
     repo: RepositoryTree, path: Path, role: str | Sequence[str], add: list[Key],
     remove: list[str], threshold: int | None, *, now: datetime, expires: int | None = None,
 ) -> Proposal:
-    """Write the proposed next root to ``path``; nothing in ``repo`` changes."""
+    """Write the proposed next root to ``path`` (a never-signed repository: its first
+    root, with no ``role`` changes); nothing in ``repo`` changes."""
     repo.require()
     pub = repo.published()
-    if pub is None:
-        raise UserError("the repository was never signed", "run 'repotool repo sign' first")
     if path.exists():
         raise UserError(f"{str(path)!r} already exists", "choose another proposal file")
-    new = proposed_root(pub.root.signed, role, add, remove, threshold)
+    base: Metadata[Root] | None = None
+    if pub is None:
+        pending = repo.pending_root()
+        if pending is None or role or add or remove or threshold is not None:
+            raise UserError("the repository was never signed: propose its first root as "
+                            "'repo init' made it (no --role, --add, --remove, --threshold)",
+                            "'repotool repo rotate DIR --propose FILE'")
+        new = pending.signed
+        new.version = 1
+    else:
+        if not role:
+            raise UserError("give --role ROLE (root, targets, online or all)")
+        new = proposed_root(pub.root.signed, role, add, remove, threshold)
+        base = Metadata.from_dict(pub.root.to_dict())
     now = now.astimezone(UTC).replace(microsecond=0)
     new.expires = now + timedelta(seconds=expires or DEFAULT_EXPIRY["root"])
-    base = Metadata.from_dict(pub.root.to_dict())
     p = Proposal(path, _name(new), utc_seconds(now), base, Metadata(new))
     p.save()
     return p
@@ -143,7 +170,7 @@ def candidate_keys(repo: RepositoryTree) -> list[Key]:
 
 def _verified_signers(p: Proposal) -> tuple[list[str], list[str]]:
     """(keyids whose signature on the proposed root verifies, keyids whose does not)."""
-    keys = {**p.base.signed.keys, **p.root.signed.keys}
+    keys = p.all_keys()
     good, bad = [], []
     payload = p.root.signed_bytes
     for keyid, sig in sorted(p.root.signatures.items()):
@@ -174,7 +201,7 @@ def status(p: Proposal, *, now: datetime | None = None) -> dict[str, Any]:
     """What the proposal changes, who signed, what is missing (``proposal show``)."""
     good, bad = _verified_signers(p)
     res = p.root.signed.get_root_verification_result(
-        p.base.signed, p.root.signed_bytes, p.root.signatures)
+        p.base_root, p.root.signed_bytes, p.root.signatures)
 
     def part(r: Any, root: Root) -> dict[str, Any]:
         return {"threshold": r.threshold, "signed": sorted(r.signed),
@@ -186,14 +213,16 @@ def status(p: Proposal, *, now: datetime | None = None) -> dict[str, Any]:
         "file": str(p.path),
         "repository": p.repository,
         "created": p.created,
-        "base_version": p.base.signed.version,
+        "base_version": p.base_root.version if p.base_root else 0,
         "version": p.root.signed.version,
         "expires": utc_seconds(p.root.signed.expires),
         "expired": expired,
-        "changes": _role_changes(p.base.signed, p.root.signed),
+        "changes": _role_changes(p.base_root, p.root.signed) if p.base_root else [],
+        "roles": {name: {"keys": sorted(r.keyids), "threshold": r.threshold}
+                  for name, r in p.root.signed.roles.items()},
         "signed_by": good,
         "invalid_signatures": bad,
-        "old": part(res.first, p.base.signed),
+        "old": part(res.first, p.base_root or p.root.signed),
         "new": part(res.second, p.root.signed),
         "complete": res.verified and not expired,
     }
@@ -202,8 +231,8 @@ def status(p: Proposal, *, now: datetime | None = None) -> dict[str, Any]:
 def missing_line(st: dict[str, Any]) -> str:
     """One line naming the signatures still missing (empty when none is)."""
     parts = []
-    for which, label in (("old", f"old root v{st['base_version']}"),
-                         ("new", f"new root v{st['version']}")):
+    pairs = [("old", f"old root v{st['base_version']}"), ("new", f"new root v{st['version']}")]
+    for which, label in pairs if st["base_version"] else [("new", "first root v1")]:
         s = st[which]
         if s["missing"]:
             parts.append(f"{label} needs {s['missing']} more of {s['threshold']} "
@@ -239,10 +268,27 @@ def sign_proposal(p: Proposal, signers: list[Signer]) -> list[str]:
 
 def _check_applies(repo: RepositoryTree, p: Proposal, pub: Published | None,
                    now: datetime) -> None:
+    hint = "make a new proposal against the current root: 'repotool repo rotate DIR ... --propose'"
+    if p.base is None:  # the first root: only as 'repo init' made it, only if unpublished
+        pending = repo.pending_root()
+        if pub is not None:
+            raise VerificationError("the proposal is a first root, and the repository was "
+                                    "signed already; nothing was written", hint)
+        mine = pending.signed.to_dict() if pending is not None else None
+        theirs = p.root.signed.to_dict()
+        if mine is not None:
+            mine["expires"], mine["version"] = theirs["expires"], theirs["version"]
+        if mine != theirs:
+            raise VerificationError("the proposal's first root is not the one 'repo init' "
+                                    "wrote in this repository; nothing was written", hint)
+        if p.root.signed.expires <= now:
+            raise VerificationError(f"the proposed root expired at "
+                                    f"{utc_seconds(p.root.signed.expires)}; nothing was "
+                                    "written", hint)
+        return
     if pub is None:
         raise UserError("the repository was never signed", "run 'repotool repo sign' first")
     current = pub.root.signed
-    hint = "make a new proposal against the current root: 'repotool repo rotate DIR ... --propose'"
     if _name(current) != _name(p.base.signed):
         raise VerificationError(
             f"the proposal is for repository {_name(p.base.signed)!r}, {str(repo.root)!r} "
@@ -258,6 +304,10 @@ def _check_applies(repo: RepositoryTree, p: Proposal, pub: Published | None,
             "written", hint)
 
 
+def _base_bytes(p: Proposal) -> bytes | None:
+    return p.base.signed_bytes if p.base is not None else None
+
+
 def apply(
     repo: RepositoryTree, proposals: list[Proposal], signers: list[Signer], *, now: datetime,
     expires: int | None = None,
@@ -269,8 +319,8 @@ def apply(
 
     first = proposals[0]
     for other in proposals[1:]:
-        if other.root.signed_bytes != first.root.signed_bytes or (
-                other.base.signed_bytes != first.base.signed_bytes):
+        if (other.root.signed_bytes != first.root.signed_bytes
+                or _base_bytes(other) != _base_bytes(first)):
             raise UserError(f"{str(other.path)!r} proposes another root than "
                             f"{str(first.path)!r}", "give copies of one proposal only")
         for keyid, sig in other.root.signatures.items():
