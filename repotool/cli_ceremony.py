@@ -196,6 +196,11 @@ def register(app: typer.Typer, repo_app: typer.Typer, *, handled: Decorator, sig
                                     "nothing was signed", "make a new proposal")
         sig = signers(list(key), passphrase_env, passphrase_file, p.root_keys)
         before = set(st["signed_by"])
+        what = f"root v{st['version']}" if st["base_version"] else "first root v1"
+        err(f"signing {what} of {st['repository']!r}: " + ("; ".join(
+                f"{c['role']} +{len(c['add'])} -{len(c['remove'])} key(s), threshold "
+                f"{c['threshold'][0]}->{c['threshold'][1]}" for c in st["changes"])
+                or "no key changes") + " ('proposal show' details it)")
         for n in ceremony.sign_proposal(p, sig):
             err(f"note: {n}")
         st = ceremony.status(p, now=now())

@@ -99,6 +99,8 @@ def _from_env(spec: str, passphrase: Passphrase) -> Signer:
                         "export it with the PEM private key, e.g. from your CI's secrets")
     if not value.strip():
         raise UserError(f"environment variable {name!r} (--key {spec}) is empty")
+    if "\n" not in value and "\\n" in value:  # a CI secret stored on one line, "\n"-escaped
+        value = value.replace("\\n", "\n")
     return keys.load_signer_pem(value.encode(), spec, passphrase)
 
 
