@@ -551,3 +551,21 @@ def test_ceremony_first_root_of_offline_2_of_3_signed_by_holders_apart(tmp_path:
     # published now: the same proposal cannot be applied again
     r = cli("repo", "rotate", repo, "--apply", p, "--key", ks["targets"].private)
     assert r.exit_code == 3 and "signed already" in r.stderr
+
+
+def test_expired_proposal_refused_by_sign_and_apply(tmp_path: Path) -> None:
+    from repotool.errors import VerificationError
+    from repotool.publish import ceremony
+
+    repo, ks = offline_repo(tmp_path)
+    p = tmp_path / "p.json"
+    _propose(repo, p, "--role", "targets", "--threshold", "1", "--expires", "1h")
+    ok(cli("proposal", "sign", p, "--key", ks["r1"].private, "--key", ks["r2"].private))
+    before = tree(repo)
+    later = datetime.now(UTC) + timedelta(hours=2)
+    with pytest.raises(VerificationError, match="expired"):
+        ceremony.apply(Repository(repo), [ceremony.load(p)],
+                       [ks["targets"].signer(), ks["online"].signer()], now=later)
+    assert tree(repo) == before
+    st = ceremony.status(ceremony.load(p), now=later)
+    assert st["expired"] and not st["complete"]
