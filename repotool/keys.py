@@ -34,6 +34,7 @@ __all__ = [
     "is_fingerprint",
     "load_public",
     "load_signer",
+    "load_signer_pem",
     "public_from_file",
 ]
 
@@ -123,10 +124,13 @@ def _read_key_file(path: Path) -> bytes:
 
 
 def load_public(data: bytes, origin: str) -> SSlibKey:
-    """Parse a PEM public key (Ed25519 only) into a TUF key."""
+    """Parse a PEM public key into a TUF key: Ed25519 (what ``key generate`` writes), or
+    ECDSA P-256/P-384 (the keys of HSMs and KMSs that sign through a signer URI)."""
     from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from securesystemslib.signer import SSlibKey
 
     try:
         pub = serialization.load_pem_public_key(data)
@@ -134,9 +138,15 @@ def load_public(data: bytes, origin: str) -> SSlibKey:
         raise UserError(
             f"{origin!r} is not a PEM public key", "give the .pub file written by 'key generate'"
         ) from None
+    if isinstance(pub, ec.EllipticCurvePublicKey) and pub.curve.name in _EC_SCHEMES:
+        return SSlibKey.from_crypto(pub, scheme=_EC_SCHEMES[pub.curve.name])
     if not isinstance(pub, Ed25519PublicKey):
-        raise UserError(f"{origin!r} is not an Ed25519 key", "repotool signs with Ed25519 only")
+        raise UserError(f"{origin!r} is not an Ed25519 key",
+                        "repotool's keys are Ed25519 (ECDSA P-256/P-384 for HSM and KMS keys)")
     return _sslib_key(pub)
+
+
+_EC_SCHEMES = {"secp256r1": "ecdsa-sha2-nistp256", "secp384r1": "ecdsa-sha2-nistp384"}
 
 
 def public_from_file(path: Path) -> SSlibKey:
@@ -200,3 +210,11 @@ def load_signer(path: Path, passphrase: object) -> CryptoSigner:
     """Unlock a private key file. ``passphrase`` is a callable returning bytes or None,
     called only when the file is encrypted."""
     return _load_private(_read_key_file(path), str(path), passphrase)
+
+
+def load_signer_pem(data: bytes, origin: str, passphrase: object) -> CryptoSigner:
+    """Unlock a PEM private key held in memory (e.g. an environment variable), exactly as
+    a key file is unlocked; ``origin`` names it in errors and never shows the secret."""
+    if len(data) > key_file_max_length:
+        raise UserError(f"{origin} is too large to be a key")
+    return _load_private(data, origin, passphrase)

@@ -18,8 +18,9 @@ from typing import Annotated
 import typer
 
 from repotool import __version__
-from repotool.cli import keys, pip, publish, query, repo, source
+from repotool.cli import ceremony, common, keys, pip, publish, query, repo, source
 from repotool.cli.common import STATE
+from repotool.cli.render import print_json
 
 app = typer.Typer(
     name="repotool",
@@ -33,6 +34,11 @@ app = typer.Typer(
 app.add_typer(keys.key_app, name="key")
 app.add_typer(repo.repo_app, name="repo")
 publish.register(repo.repo_app)  # repo publish
+ceremony.register(  # repo rotate, proposal show|sign
+    app, repo.repo_app, handled=common.handled, signers=common.load_signers,
+    candidates=common.repo_candidates, pubkeys=common.pubkeys, now=common.now,
+    duration=common.duration, sign_report=repo.sign_report, err=common.err,
+    print_json=print_json)
 app.add_typer(source.source_app, name="source")
 source.register(app)  # update, clean
 query.register(app)  # list, search, show, download, verify

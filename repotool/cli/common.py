@@ -26,8 +26,22 @@ from repotool.cli.render import safe, safe_lines
 from repotool.errors import RepotoolError, UserError, debug_enabled, internal_error_line
 
 __all__ = [
-    "STATE", "PassEnv", "PassFile", "duration", "echo", "err", "get_home", "get_limits",
-    "handled", "load_signers", "now", "out", "passphrase_source", "pubkeys", "report_error",
+    "STATE",
+    "PassEnv",
+    "PassFile",
+    "duration",
+    "echo",
+    "err",
+    "get_home",
+    "get_limits",
+    "handled",
+    "load_signers",
+    "now",
+    "out",
+    "passphrase_source",
+    "pubkeys",
+    "repo_candidates",
+    "report_error",
     "warn",
 ]
 
@@ -171,11 +185,25 @@ def pubkeys(paths: list[Path] | None) -> list[Any]:
     return [keys.public_from_file(p) for p in paths or []]
 
 
-def load_signers(paths: list[Path], env: str | None, file: Path | None) -> list[Any]:
-    from repotool import keys
+def load_signers(specs: list[str], env: str | None, file: Path | None,
+                 candidates: Callable[[], list[Any]] = list) -> list[Any]:
+    """Open each private ``--key``: a file, ``env:VAR`` or a signer URI (repotool.signers);
+    ``candidates`` gives the public keys a signer URI may stand for."""
+    from repotool import signers
 
     secret = passphrase_source(env, file, confirm=False)
-    return [keys.load_signer(p, secret) for p in paths]
+    return signers.open_signers(specs, secret, candidates)
+
+
+def repo_candidates(directory: Path) -> Callable[[], list[Any]]:
+    """The public keys of repository DIR's metadata, for matching a signer URI."""
+    def get() -> list[Any]:
+        from repotool.publish.ceremony import candidate_keys
+        from repotool.publish.workspace import Repository
+
+        return candidate_keys(Repository(directory))
+
+    return get
 
 
 def echo(text: str) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from repotool.cli.common import PassEnv, PassFile, err, handled, passphrase_source
-from repotool.errors import UsageError
+from repotool.errors import UsageError, UserError
 
 __all__ = ["key_app"]
 
@@ -40,13 +40,29 @@ def key_generate(
 @key_app.command("fingerprint")
 @handled
 def key_fingerprint(
-    file: Annotated[Path, typer.Argument(help="A .pub or .key file.")],
+    spec: Annotated[str, typer.Argument(
+        metavar="KEY", help="A .pub or .key file, env:VAR, or a signer URI (with --pub).")],
+    pub: Annotated[Path | None, typer.Option(
+        "--pub", help="With a signer URI: the public key it should hold; checked by a test "
+        "signature.")] = None,
     passphrase_env: PassEnv = None,
     passphrase_file: PassFile = None,
 ) -> None:
-    """Print the fingerprint (TUF key id) of a public or private key file."""
-    from repotool import keys
+    """Print the fingerprint (TUF key id) of a key file, env:VAR key or signer URI."""
+    from repotool import keys, signers
 
+    if signers.is_uri(spec) or pub is not None:
+        candidates = [keys.public_from_file(pub)] if pub is not None else []
+        if not spec.startswith("env:") and pub is None:
+            raise UsageError(f"{spec!r} is a signer URI: give its public key with --pub PUB")
+        signer = signers.open_signer(
+            spec, passphrase_source(passphrase_env, passphrase_file, confirm=False),
+            lambda: candidates)
+        if pub is not None and signer.public_key.keyid != candidates[0].keyid:
+            raise UserError(f"{spec!r} does not hold the key in {str(pub)!r}")
+        sys.stdout.write(signer.public_key.keyid + "\n")
+        return
+    file = Path(spec)
     secret = None
     if file.is_file() and keys.is_encrypted(file):
         secret = passphrase_source(passphrase_env, passphrase_file, confirm=False)()

@@ -19,6 +19,7 @@ from repotool.cli.common import (
     now,
     out,
     pubkeys,
+    repo_candidates,
 )
 from repotool.cli.render import print_json
 from repotool.errors import UsageError
@@ -147,13 +148,17 @@ def repo_yank(
 @handled
 def repo_sign(
     directory: Annotated[Path, typer.Argument()],
-    key: Annotated[list[Path], typer.Option("--key", help="A private key (repeatable).")],
+    key: Annotated[list[str], typer.Option(
+        "--key", help="A private key: a file, env:VAR or a signer URI (repeatable).")],
     expires: Annotated[str | None, typer.Option(
         "--expires", help="Lifetime of every role written, e.g. 12h, 7d, 2w (at most "
         "3650d).")] = None,
     role: Annotated[list[str] | None, typer.Option(
         "--role", help="Re-sign this role even if unchanged (root, targets, bins, snapshot).")
     ] = None,
+    refresh: Annotated[bool, typer.Option(
+        "--refresh", help="Only re-sign snapshot and timestamp (the online key's cron job); "
+        "pending changes stay pending.")] = False,
     passphrase_env: PassEnv = None,
     passphrase_file: PassFile = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -165,13 +170,19 @@ def repo_sign(
     bad = set(role or []) - {"root", "targets", "bins", "snapshot", "timestamp"}
     if bad:
         raise UsageError(f"unknown role(s) {', '.join(sorted(bad))}")
-    signers = load_signers(key, passphrase_env, passphrase_file)
+    if refresh and role:
+        raise UsageError("--refresh re-signs snapshot and timestamp; do not combine it with "
+                         "--role")
+    signers = load_signers(key, passphrase_env, passphrase_file, repo_candidates(directory))
     summary = Repository(directory).sign(
-        signers, now=now(), expires=secs, force=frozenset(role or []))
-    _sign_report(summary, as_json)
+        signers, now=now(), expires=secs, force=frozenset(role or []), refresh=refresh)
+    sign_report(summary, as_json)
 
 
-def _sign_report(summary: Any, as_json: bool) -> None:
+def sign_report(summary: Any, as_json: bool) -> None:
+    """Print a sign run's summary: notes on stderr, one line or JSON on stdout."""
+    for note in summary.notes:
+        err(f"note: {note}")
     if as_json:
         print_json(summary.to_dict())
         return
@@ -236,41 +247,6 @@ def repo_keys(
                      f"of {len(b['keys'])}\n")
     for w in doc["warnings"]:
         err(f"warning: {w}")
-
-
-@repo_app.command("rotate")
-@handled
-def repo_rotate(
-    directory: Annotated[Path, typer.Argument()],
-    role: Annotated[list[str], typer.Option(
-        "--role", help="root, targets (with its bins) or online (snapshot and timestamp); "
-        "repeatable: one new root changes them all.")],
-    key: Annotated[list[Path], typer.Option("--key", help="Private keys signing the new root.")],
-    add: Annotated[list[Path] | None, typer.Option("--add", help="Public key to add.")] = None,
-    remove: Annotated[list[str] | None, typer.Option("--remove", help="Fingerprint to remove.")
-                      ] = None,
-    threshold: Annotated[int | None, typer.Option("--threshold", min=1)] = None,
-    expires: Annotated[str | None, typer.Option(
-        "--expires", help="Lifetime of the new root, e.g. 52w (at most 3650d).")] = None,
-    passphrase_env: PassEnv = None,
-    passphrase_file: PassFile = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Publish a new root version, signed by the old and the new root thresholds.
-
-    '--role targets --threshold N' also raises the bins to N (they are re-signed).
-    """
-    from repotool import keys as keymod
-    from repotool.publish.workspace import Repository
-
-    secs = duration(expires, "--expires")
-    for fpr in remove or []:
-        if not keymod.is_fingerprint(fpr):
-            raise UsageError(f"--remove takes a fingerprint (64 hex digits), got {fpr!r}")
-    signers = load_signers(key, passphrase_env, passphrase_file)
-    summary = Repository(directory).rotate(
-        role, pubkeys(add), list(remove or []), threshold, signers, now=now(), expires=secs)
-    _sign_report(summary, as_json)
 
 
 @repo_app.command("serve")

@@ -93,26 +93,35 @@ def check_repository(directory: Path, *, now: datetime) -> CheckReport:
             report.problems.append(f"metadata/root.json: differs from {newest.name}, the newest")
         for role in ("root", "timestamp", "snapshot", "targets"):
             md = ts[role]
-            left = md.expires - now
-            lifetime = {"root": 365, "targets": 90, "snapshot": 7, "timestamp": 1}[role]
-            if left < timedelta(days=lifetime) / 4:
-                report.warnings.append(
-                    f"{role} expires soon: {md.expires:%Y-%m-%d %H:%M:%S} UTC")
+            name = "timestamp.json" if role == "timestamp" else f"{md.version}.{role}.json"
+            if (w := expiry_warning(role, md.expires, _signed_at(meta / name), now,
+                                    directory)):
+                report.warnings.append(w)
         # every target of targets and of every bin
         bin_targets: dict[str, Any] = {}
         if delegations is None or delegations.succinct_roles is None:
             report.problems.append("targets: no bins delegation")
             return report
+        bins_near: list[tuple[datetime, str]] = []
         for name in delegations.succinct_roles.get_roles():
             try:
                 up._load_targets(name, "targets")
             except (tuf_exc.RepositoryError, tuf_exc.DownloadError, RepotoolError) as e:
                 report.problems.append(f"{name}: {e}")
                 continue
-            for path, tf in ts[name].targets.items():
+            bmd = ts[name]
+            if (w := expiry_warning("bins", bmd.expires,
+                                    _signed_at(meta / f"{bmd.version}.{name}.json"), now,
+                                    directory)):
+                bins_near.append((bmd.expires, w))
+            for path, tf in bmd.targets.items():
                 bin_targets[path] = tf
                 if delegations.succinct_roles.get_role_for_target(path) != name:
                     report.problems.append(f"{name}: lists {path!r}, which belongs elsewhere")
+        if bins_near:  # one line for all of them: the earliest, and how many
+            earliest = min(bins_near)[1]
+            report.warnings.append(
+                f"{len(bins_near)} bin(s) near expiry, the first: {earliest}")
         all_targets = {**ts.targets.targets, **bin_targets}
         checked: set[Path] = set()
         for path, tf in sorted(all_targets.items()):
@@ -159,6 +168,58 @@ def check_repository(directory: Path, *, now: datetime) -> CheckReport:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return report
+
+
+def _signed_at(path: Path) -> datetime | None:
+    """When a role was signed: its file's modification time (the sign wrote it)."""
+    from datetime import UTC
+
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    except OSError:
+        return None
+
+
+_RENEW = {
+    "timestamp": "repotool repo sign {d} --refresh --key ONLINE_KEY",
+    "snapshot": "repotool repo sign {d} --refresh --key ONLINE_KEY",
+    "targets": "repotool repo sign {d} --role targets --key TARGETS_KEY --key ONLINE_KEY",
+    "bins": "repotool repo sign {d} --role bins --key TARGETS_KEY --key ONLINE_KEY",
+    "root": ("repotool repo rotate {d} --role root --propose FILE (then 'proposal sign' and "
+             "'repo rotate {d} --apply FILE'), or repotool repo sign {d} --role root --key "
+             "ROOT_KEY ... --key TARGETS_KEY --key ONLINE_KEY"),
+}
+
+
+def expiry_warning(role: str, expires: datetime, signed_at: datetime | None, now: datetime,
+                   directory: Path | str) -> str | None:
+    """A warning when ``role`` is within the last 20% of its lifetime (pure).
+
+    The lifetime runs from when it was signed (``signed_at``: the file's mtime) to
+    ``expires``; a role signed for less than its default lifetime (``--expires 1d`` on a
+    root) is judged against the default, so a short-lived root warns at once."""
+    from repotool.publish.tree import DEFAULT_EXPIRY
+
+    default = timedelta(seconds=DEFAULT_EXPIRY[role])
+    lifetime = default
+    if signed_at is not None and signed_at < expires and signed_at <= now:
+        lifetime = max(expires - signed_at, default)
+    left = expires - now
+    if left > lifetime / 5:
+        return None
+    when = f"{expires:%Y-%m-%d %H:%M:%S} UTC"
+    state = (f"expired at {when}" if left <= timedelta(0) else
+             f"expires at {when}, in {_span(left)}, within the last 20% of "
+             f"{'its' if lifetime > default else 'its default'} {_span(lifetime)} lifetime")
+    return f"{role} {state}; renew: {_RENEW[role].format(d=shlex.quote(str(directory)))}"
+
+
+def _span(t: timedelta) -> str:
+    s = int(t.total_seconds())
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= n:
+            return f"{s // n}{unit}"
+    return f"{s}s"
 
 
 def _check_root_page(directory: Path, bin_targets: dict[str, Any], report: CheckReport) -> None:

@@ -11,7 +11,7 @@ import copy
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from tuf.api.metadata import Key, Metadata
+from tuf.api.metadata import Key, Metadata, Root
 
 from repotool.errors import UsageError, UserError
 from repotool.format.layout import REPO_FIELD
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from repotool.publish.signing import SignSummary
 
-__all__ = ["describe_keys", "rotate"]
+__all__ = ["ROLE_GROUPS", "describe_keys", "proposed_root", "rotate"]
 
 
 def describe_keys(repo: RepositoryTree) -> dict[str, Any]:
@@ -92,17 +92,33 @@ def rotate(
         VerificationError: the signers do not meet a threshold (nothing is written).
     """
     repo.require()
-    roles = [role] if isinstance(role, str) else list(role)
-    for r_name in roles:
-        if r_name not in ("root", "targets", "snapshot", "timestamp", "online"):
-            raise UserError(f"unknown role {r_name!r}", "roles: root, targets, online")
     pub = repo.published()
     if pub is None:
         raise UserError("the repository was never signed", "run 'repotool repo sign' first")
-    new = copy.deepcopy(pub.root.signed)
+    new = proposed_root(pub.root.signed, role, add, remove, threshold)
+    from repotool.publish.signing import sign  # tuf's signing half: only when rotating
+
+    return sign(repo, signers, now=now, expires=expires, new_root=Metadata(new))
+
+
+ROLE_GROUPS = {"online": ["snapshot", "timestamp"],
+               "all": ["root", "targets", "snapshot", "timestamp"]}
+
+
+def proposed_root(
+    old: Root, role: str | Sequence[str], add: list[Key], remove: list[str],
+    threshold: int | None,
+) -> Root:
+    """``old`` with the keys or threshold of ``role`` changed, at the next version (pure).
+    ``online`` names snapshot and timestamp, ``all`` every top-level role."""
+    roles = [role] if isinstance(role, str) else list(role)
+    for r_name in roles:
+        if r_name not in ("root", "targets", "snapshot", "timestamp", "online", "all"):
+            raise UserError(f"unknown role {r_name!r}", "roles: root, targets, online, all")
+    new = copy.deepcopy(old)
     names: list[str] = []
     for r_name in roles:
-        for name in ["snapshot", "timestamp"] if r_name == "online" else [r_name]:
+        for name in ROLE_GROUPS.get(r_name, [r_name]):
             if name not in names:
                 names.append(name)
     for name in names:
@@ -131,6 +147,4 @@ def rotate(
         if keyid not in used:
             del new.keys[keyid]
     new.version += 1
-    from repotool.publish.signing import sign  # tuf's signing half: only when rotating
-
-    return sign(repo, signers, now=now, expires=expires, new_root=Metadata(new))
+    return new

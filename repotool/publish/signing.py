@@ -41,6 +41,7 @@ from repotool.format.layout import BINS_PREFIX
 from repotool.publish.changes import Outputs, apply_pending
 from repotool.publish.tree import (
     DEFAULT_EXPIRY,
+    Published,
     RepositoryTree,
     bins_of,
     fresh_metadata,
@@ -49,6 +50,8 @@ from repotool.publish.tree import (
 from repotool.storage import atomic_write, fsync_dir
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from securesystemslib.signer import Signer
 
 __all__ = ["SignSummary", "Signing", "sign"]
@@ -60,6 +63,7 @@ class SignSummary:
     bytes: int = 0
     versions: dict[str, int] = field(default_factory=dict)  # role -> new version
     projects_changed: int = 0
+    notes: list[str] = field(default_factory=list)  # e.g. keys given that sign nothing
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +71,7 @@ class SignSummary:
             "bytes": self.bytes,
             "versions": dict(sorted(self.versions.items())),
             "projects_changed": self.projects_changed,
+            "notes": list(self.notes),
         }
 
 
@@ -78,12 +83,30 @@ def sign(
     expires: int | None = None,
     force: frozenset[str] = frozenset(),
     new_root: Metadata[Root] | None = None,
+    presigned: bool = False,
+    refresh: bool = False,
+    before: Callable[[Published | None], None] | None = None,
 ) -> SignSummary:
     """Publish ``repo``'s pending changes (and ``new_root``, from a rotation), holding the
-    repository's lock; ``Repository.sign`` documents the arguments."""
+    repository's lock; ``Repository.sign`` documents the arguments.
+
+    ``presigned``: ``new_root`` comes from a ceremony (``repotool.publish.ceremony``) with
+    its version, expiry and signatures fixed; the signers may only add to them.
+    ``refresh``: re-sign snapshot and timestamp only; pending changes stay pending.
+    ``before``: called under the lock with what is published, before anything else (a
+    ceremony checks there that its proposal still applies).
+    """
     repo.require()
     with repo.lock():
-        return Signing(repo, signers, now, expires, force, new_root).run()
+        run = Signing(repo, signers, now, expires, force, new_root)
+        run.presigned, run.refresh = presigned, refresh
+        if refresh:
+            run.pending = {"add": [], "remove": [], "yank": []}
+            run.pending_root = None
+            run.force = frozenset({"snapshot"})
+        if before is not None:
+            before(run.pub)
+        return run.run()
 
 
 class Signing:
@@ -108,6 +131,8 @@ class Signing:
         self.pending_root = new_root or repo.pending_root()
         self.out = Outputs(repo.root)  # everything to write, once every role is checked
         self.summary = SignSummary()
+        self.presigned = False
+        self.refresh = False
         self._used: set[str] = set()
         self._signed: list[tuple[str, Metadata[Any], Any, Root, Root | None]] = []
 
@@ -123,13 +148,14 @@ class Signing:
         root_changed = self.pending_root is not None or "root" in self.force
         if self.pending_root is not None:
             rootmd = self.pending_root
-            rootmd.signed.version = old_root.version + 1 if old_root else 1
+            if not self.presigned:
+                rootmd.signed.version = old_root.version + 1 if old_root else 1
         else:
             assert pub is not None
             rootmd = copy.deepcopy(pub.root)
             if root_changed:
                 rootmd.signed.version += 1
-        if root_changed:
+        if root_changed and not self.presigned:
             rootmd.signatures.clear()
             rootmd.signed.expires = self._expiry("root")
         root = rootmd.signed
@@ -275,39 +301,43 @@ class Signing:
             payload = md.signed_bytes
             if name == "root":
                 res = md.signed.get_root_verification_result(old_root, payload, md.signatures)
-                parts = [res.first, res.second]
+                labels = ([f"root (old v{old_root.version})", f"root (new v{md.signed.version})"]
+                          if old_root is not None else ["root", "root"])
+                parts = list(zip(labels, [res.first, res.second], strict=True))
             elif isinstance(delegator, Targets):
-                parts = [delegator.get_verification_result(name, payload, md.signatures)]
+                parts = [(name, delegator.get_verification_result(name, payload, md.signatures))]
             else:
-                parts = [root.get_verification_result(name, payload, md.signatures)]
-            for part in parts:
+                parts = [(name, root.get_verification_result(name, payload, md.signatures))]
+            for label, part in parts:
                 if not part.verified:
                     ids = ", ".join(sorted(part.unsigned))
                     who = ("key" if len(part.unsigned) == 1 else
                            "keys" if len(part.unsigned) == part.missing else "any of keys")
                     what = f"{part.missing} more signature(s) needed, by {who} {ids}"
-                    if name not in shortfalls.setdefault(what, []):
-                        shortfalls[what].append(name)
+                    if label not in shortfalls.setdefault(what, []):
+                        shortfalls[what].append(label)
         problems = []
         for what, names in shortfalls.items():
+            if sum(n.startswith("root (") for n in names) == 2:  # old and new: the same keys
+                names = ["root" if n.startswith("root (old") else n for n in names
+                         if not n.startswith("root (new")]
             top = [n for n in names if not n.startswith(BINS_PREFIX + "-")]
             bins = [n for n in names if n.startswith(BINS_PREFIX + "-")]
-            label = top + (bins if len(bins) <= 2 else [f"{len(bins)} bins"])
-            problems.append(f"{', '.join(label)}: {what}")
+            shown = top + (bins if len(bins) <= 2 else [f"{len(bins)} bins"])
+            problems.append(f"{', '.join(shown)}: {what}")
         unused = {s.public_key.keyid for s in self.signers} - self._used
         if problems:
             uniq = list(dict.fromkeys(problems))
             raise VerificationError(
                 "not enough authorized keys to sign; nothing was written: " + "; ".join(uniq[:4])
-                + (f" (and {len(uniq) - 4} more)" if len(uniq) > 4 else ""),
+                + (f" (and {len(uniq) - 4} more)" if len(uniq) > 4 else "")
+                + (f" (ignored, holding no role written: {', '.join(sorted(unused))})"
+                   if unused else ""),
                 "give the private keys of the roles named (--key), or check 'repotool repo keys'",
             )
-        if unused:
-            raise VerificationError(
-                f"key(s) {', '.join(sorted(unused))} hold no role this sign writes; "
-                "nothing was written",
-                "check 'repotool repo keys DIR' for who signs what",
-            )
+        for keyid in sorted(unused):  # SPEC §6.1: extra keys are ignored, with a note
+            self.summary.notes.append(
+                f"key {keyid} holds no role this sign writes: ignored")
 
     def _write(self, timestamp_path: Path, timestamp_bytes: bytes) -> None:
         dirs: set[Path] = set()
@@ -344,7 +374,7 @@ class Signing:
         for path in self.out.unlink_plain:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-        for name in ("pending.json", "root.json"):
+        for name in ([] if self.refresh else ["pending.json", "root.json"]):
             with contextlib.suppress(FileNotFoundError):
                 (self.repo.work / name).unlink()
         fsync_dir(self.repo.work)

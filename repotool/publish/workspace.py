@@ -289,18 +289,21 @@ class Repository(RepositoryTree):
         expires: int | None = None,
         force: frozenset[str] = frozenset(),
         new_root: Metadata[Root] | None = None,
+        refresh: bool = False,
     ) -> SignSummary:
         """Publish pending changes. See the module docstring for the order of writes.
+        ``refresh``: only re-sign snapshot and timestamp, leaving pending changes pending.
 
         Raises:
             VerificationError: a role to be written lacks its threshold of signatures
-                from ``signers``, or a signer holds no role being written (nothing is
-                written).
+                from ``signers`` (nothing is written); signers holding no role
+                written are ignored with a note in the summary.
             UserError: the repository is missing or unreadable.
         """
         from repotool.publish.signing import sign  # the other half of the publisher
 
-        return sign(self, signers, now=now, expires=expires, force=force, new_root=new_root)
+        return sign(self, signers, now=now, expires=expires, force=force, new_root=new_root,
+                    refresh=refresh)
 
 
 def _check_indexable(info: dists.DistInfo, upload_time: str) -> None:

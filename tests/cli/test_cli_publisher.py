@@ -104,7 +104,7 @@ def test_publisher_workflow(tmp_path: Path, keyfiles: dict[str, Path]) -> None:
     assert "1 file(s) will be yanked" in r.stderr
     r = _ok(cli("repo", "sign", d, "--key", _key(main), "--json"))
     summary = json.loads(r.stdout)
-    assert set(summary) == {"files", "bytes", "versions", "projects_changed"}
+    assert set(summary) == {"files", "bytes", "versions", "projects_changed", "notes"}
     assert summary["versions"]["targets"] == 2 and summary["versions"]["timestamp"] == 2
     assert "root" not in summary["versions"]
     page = json.loads((d / "simple" / "demo-pkg" / "index.json").read_bytes())
@@ -122,7 +122,7 @@ def test_sign_json_summary(repo: Path, keyfiles: dict[str, Path]) -> None:
     r = _ok(cli("repo", "sign", repo, "--key", _key(keyfiles["main"]), "--json"))
     assert json.loads(r.stdout) == {"files": 1, "bytes": (repo / "metadata" / "timestamp.json")
                                     .stat().st_size, "versions": {"timestamp": 2},
-                                    "projects_changed": 0}
+                                    "projects_changed": 0, "notes": []}
 
 
 def test_repo_keys_json(shared_repo: Path, keyfiles: dict[str, Path]) -> None:

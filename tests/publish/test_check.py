@@ -207,9 +207,11 @@ def test_warns_when_metadata_expires_soon(tmp_path: Path) -> None:
     r = cli("repo", "check", root)
     assert r.exit_code == 0, r.output
     warned = {line.split()[1] for line in r.stderr.splitlines() if line.startswith("warning:")}
-    assert warned == {"root", "targets", "snapshot"}  # timestamp: a day is its normal life
+    # timestamp: a day is its normal life; the bins age like targets and get one line
+    assert warned == {"root", "targets", "snapshot", "4"}
+    assert "4 bin(s) near expiry" in r.stderr
     rep = _check(root)
-    assert len(rep.warnings) == 3
+    assert len(rep.warnings) == 4
 
 
 def test_not_a_repository(tmp_path: Path) -> None:

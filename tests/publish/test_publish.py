@@ -551,15 +551,24 @@ def test_threshold_not_met_cli_exit_3_names_missing(tmp_path: Path, ks: Keys) ->
     assert tree(repo.root) == before
 
 
-def test_unauthorized_key_refused(demo: Repository, ks: Keys, tmp_path: Path) -> None:
+def test_unauthorized_key_counts_for_nothing_and_is_ignored_with_a_note(
+        demo: Repository, ks: Keys, tmp_path: Path) -> None:
     demo.add([build_wheel(tmp_path / "d", "demo-pkg", "5.0")], now=NOW)
     before = tree(demo.root)
-    with pytest.raises(VerificationError, match="hold no role"):
-        demo.sign(signers(ks.r1, ks.stranger), now=NOW)
-    assert tree(demo.root) == before
     r = cli("repo", "sign", demo.root, "--key", ks.stranger.private)
     assert r.exit_code == 3, r.output
+    assert "nothing was written" in r.stderr and ks.r1.fingerprint in r.stderr
+    assert f"ignored, holding no role written: {ks.stranger.fingerprint}" in r.stderr
     assert tree(demo.root) == before
+    # SPEC §6.1: an extra key beside the needed ones is ignored with a note, not an error
+    r = cli("repo", "sign", demo.root, "--key", ks.r1.private, "--key", ks.stranger.private,
+            "--json")
+    assert r.exit_code == 0, r.output
+    note = f"key {ks.stranger.fingerprint} holds no role this sign writes: ignored"
+    assert f"note: {note}" in r.stderr
+    assert json.loads(r.stdout)["notes"] == [note]
+    for f in (demo.meta).glob("*.json"):
+        assert ks.stranger.fingerprint not in f.read_text()
 
 
 def test_online_key_alone_refreshes_timestamp_and_snapshot(tmp_path: Path, ks: Keys) -> None:

@@ -28,7 +28,7 @@ from venvs import make_venv, pip_freeze
 from repotool.publish.upload import cache_kind
 from repotool.publish.workspace import Repository, RoleKeys
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
