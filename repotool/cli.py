@@ -962,6 +962,17 @@ def proxy(
     _err("repotool proxy stopped")
 
 
+def _register_extensions() -> None:
+    from repotool import cli_mirror
+
+    cli_mirror.register(app, repo_app, cli_mirror.Helpers(
+        handled=handled, home=_home, limits=_limits, now=_now, out=_out, err=_err,
+        print_json=_print_json))
+
+
+_register_extensions()
+
+
 def main() -> None:
     try:
         app(prog_name="repotool")

@@ -1,0 +1,92 @@
+"""CLI commands ``mirror`` and ``repo import`` (issue 10): registered by repotool/cli.py.
+
+Plain functions behind a ``register`` hook, handed the CLI's shared helpers, so the
+command group can move into the cli/ package unchanged.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+__all__ = ["Helpers", "register"]
+
+
+@dataclass(frozen=True)
+class Helpers:
+    handled: Callable[[Any], Any]
+    home: Callable[[], Any]
+    limits: Callable[[], Any]
+    now: Callable[[], Any]
+    out: Callable[[str], None]
+    err: Callable[[str], None]
+    print_json: Callable[[Any], None]
+
+
+def register(app: typer.Typer, repo_app: typer.Typer, h: Helpers) -> None:
+    @app.command("mirror")
+    @h.handled
+    def mirror(
+        source: Annotated[str, typer.Argument(help="A configured source.")],
+        dest: Annotated[Path, typer.Argument(help="Directory to make or refresh.")],
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """Make or refresh DEST as a verified copy of SOURCE's repository (servable as
+        is, added by others with the publisher's key)."""
+        from repotool.mirror import mirror as do_mirror
+
+        progress = _progress if sys.stderr.isatty() and not as_json else None
+        res = do_mirror(h.home(), source, dest, now=h.now(), limits=h.limits(),
+                        progress=progress)
+        if progress is not None:
+            sys.stderr.write("\n")
+        for f in res.failures:
+            h.err(f"repotool: warning: location failed, next one used: {f}")
+        if as_json:
+            h.print_json(res.to_dict())
+            return
+        v = res.versions
+        h.out(f"{source}: mirrored to {dest} from {res.mirror} (timestamp {v.get('timestamp')}"
+              f", snapshot {v.get('snapshot')}, root {v.get('root')})")
+        h.out(f"  {res.targets} files: {res.files_fetched} fetched, {res.files_present} "
+              f"already present; {res.metadata_written} metadata files written; "
+              f"{res.bytes_fetched} bytes fetched")
+
+    @repo_app.command("import")
+    @h.handled
+    def repo_import(
+        directory: Annotated[Path, typer.Argument(help="Your repository.")],
+        requirements: Annotated[list[str], typer.Argument(help="e.g. demo-pkg==1.0")],
+        source: Annotated[str, typer.Option("--from", help="The configured source to "
+                                            "copy from.")],
+        deps: Annotated[bool, typer.Option("--deps", help="Also import dependencies.")]
+        = False,
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """Copy verified files from a source into your repository (published at the next
+        'repo sign', kept whatever the origin later removes)."""
+        from repotool.origin import fetch_for_import
+        from repotool.publish.importing import import_files
+
+        fetched = fetch_for_import(h.home(), source, requirements, deps=deps,
+                                   limits=h.limits())
+        added = import_files(directory, fetched, now=h.now())
+        if as_json:
+            h.print_json(added)
+            return
+        for a in added:
+            state = "imported" if a["added"] else "already in the repository"
+            h.out(f"{state}: {a['filename']} sha256:{a['sha256']} from source "
+                  f"{a['source']} (repository {a['repository']!r})")
+        h.err(f"publish with 'repotool repo sign {directory} --key ...'")
+
+
+def _progress(done: int, total: int) -> None:
+    if done == total or done % 50 == 0:
+        sys.stderr.write(f"\rmirror: {done}/{total} files checked")
+        sys.stderr.flush()
