@@ -85,6 +85,33 @@ def register(app: typer.Typer, repo_app: typer.Typer, h: Helpers) -> None:
                   f"{a['source']} (repository {a['repository']!r})")
         h.err(f"publish with 'repotool repo sign {directory} --key ...'")
 
+    @repo_app.command("list")
+    @h.handled
+    def repo_list(
+        directory: Annotated[Path, typer.Argument(help="Your repository.")],
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """Distributions of a repository, published and pending, with where imported
+        ones came from."""
+        from repotool.publish.importing import list_files
+
+        rows = list_files(directory)
+        if as_json:
+            h.print_json(rows)
+            return
+        for row in rows:
+            h.out(_list_line(row))
+
+
+def _list_line(row: dict[str, Any]) -> str:
+    line = f"{row['project']} {row['version']}  {row['filename']}  ({row['state']})"
+    src = row["imported_from"]
+    if isinstance(src, dict):
+        keys = ",".join(k[:16] for k in src.get("root_keys", []))
+        line += (f"  imported from {src.get('source')} (repository "
+                 f"{src.get('repository')!r}, root key {keys}, sha256:{src.get('sha256')})")
+    return line
+
 
 def _progress(done: int, total: int) -> None:
     if done == total or done % 50 == 0:

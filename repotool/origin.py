@@ -57,7 +57,14 @@ def fetch_for_import(
     cfg = home.source(source)
     parsed = [Requirement.parse(r) for r in requirements]
     target = Target.current()
-    chosen = resolve_requirements(Views(home), parsed, target, deps=deps)
+    views = Views(home)
+    chosen: list[Any] = []  # each requirement resolved on its own: demo==1.0 demo==1.1
+    seen: set[tuple[str, str]] = set()
+    for req in parsed:
+        for cand in resolve_requirements(views, [req], target, deps=deps):
+            if (cand.name, str(cand.version)) not in seen:
+                seen.add((cand.name, str(cand.version)))
+                chosen.append(cand)
     for cand in chosen:
         if cand.view.cfg.name != source:
             raise UserError(

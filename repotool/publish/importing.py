@@ -85,3 +85,31 @@ def import_files(directory: Path, files: Sequence[Importable], *, now: datetime
                      json.dumps(record, indent=1, sort_keys=True).encode())
     return [{"filename": f.filename, "added": f.filename in added, **f.provenance()}
             for f in files]
+
+
+def list_files(directory: Path) -> list[dict[str, Any]]:
+    """Every distribution of the repository — published, and pending additions — with
+    its provenance when it was imported (``imported_from``: the record, else None)."""
+    from repotool.format.index import shard_of
+    from repotool.publish.workspace import Repository
+
+    repo = Repository(directory)
+    repo.require()
+    record = provenance(directory)
+    pub = repo.published()
+    rows: list[dict[str, Any]] = []
+    shards: dict[str, Any] = {}
+    for project in sorted(repo.all_projects(pub)):
+        sid = shard_of(project)
+        if sid not in shards:
+            shards[sid] = repo.load_shard(pub, sid)
+        proj = shards[sid].projects.get(project)
+        for f in proj.files if proj is not None else []:
+            rows.append({"project": project, "version": f.version, "filename": f.filename,
+                         "sha256": f.sha256, "state": "published",
+                         "imported_from": record.get(f.filename)})
+    for a in repo.pending()["add"]:
+        rows.append({"project": a["project"], "version": a["version"],
+                     "filename": a["filename"], "sha256": a["sha256"], "state": "pending",
+                     "imported_from": record.get(a["filename"])})
+    return rows
