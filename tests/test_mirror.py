@@ -132,19 +132,47 @@ def test_arbitrary_content_tampered_origin_file_stops_mirror_and_keeps_dest(
 
 def test_mix_and_match_forged_delegated_role_refused(
         make_published: Any, home: Path, tmp_path: Path) -> None:
+    """A bin validly signed by the targets key, but not the one the snapshot names."""
+    from tuf.api.metadata import Metadata, TargetFile
+    from tuf.api.serialization.json import JSONSerializer
+
     pub = make_published(projects={"demo-pkg": ["1.0"]})
     add_origin(home, str(pub.root), pub)
-    # a bin whose bytes are not what the snapshot signs (an older or altered copy)
-    bins = sorted((pub.root / "metadata").glob("1.bins-*.json"))
-    victim = bins[0]
-    data = bytearray(victim.read_bytes())  # same length, other bytes
-    i = data.index(b'"sig":"') + 7
-    data[i:i + 1] = b"0" if data[i:i + 1] != b"0" else b"1"
-    victim.write_bytes(bytes(data))
+    victim = sorted((pub.root / "metadata").glob("1.bins-*.json"))[0]
+    md = Metadata.from_bytes(victim.read_bytes())
+    md.signed.targets["files/evil/evil-1.0-py3-none-any.whl"] = TargetFile(
+        1, {"sha256": "0" * 64}, "files/evil/evil-1.0-py3-none-any.whl")
+    md.sign(pub.key.signer())
+    victim.write_bytes(md.to_bytes(JSONSerializer(compact=True)))
     dest = tmp_path / "dest"
     r = mirror(home, dest, code=3)
-    assert victim.name in r.stderr and "snapshot" in r.stderr
+    assert victim.name in r.stderr
+    assert "snapshot" in r.stderr or "more bytes than the signed" in r.stderr
     assert not (dest / "metadata" / "timestamp.json").exists()
+    assert not (dest / "files" / "evil").exists()
+
+
+def test_arbitrary_content_forged_old_root_refused(
+        make_published: Any, home: Path, tmp_path: Path) -> None:
+    """With the keyring at root 2, the origin's 1.root.json is replaced by a forgery."""
+    from datetime import UTC, datetime
+
+    from conftest import make_key
+
+    pub = make_published(projects={"demo-pkg": ["1.0"]})
+    add_origin(home, str(pub.root), pub)
+    new = make_key(tmp_path / "k2", "new")
+    pub.repo.rotate("root", add=[new.public_key()], remove=[], threshold=None,
+                    signers=[pub.key.signer(), new.signer()], now=datetime.now(UTC))
+    pub.sign()
+    ok("--home", home, "update")
+    evil = make_published(name="demo", projects={"demo-pkg": ["6.6"]})
+    (pub.root / "metadata" / "1.root.json").write_bytes(
+        (evil.root / "metadata" / "1.root.json").read_bytes())
+    dest = tmp_path / "dest"
+    r = mirror(home, dest, code=3)
+    assert "root" in r.stderr
+    assert not (dest / "metadata" / "1.root.json").exists()
 
 
 def test_rollback_mirror_never_moves_dest_back(
