@@ -577,6 +577,10 @@ def _update_from(
                 continue  # unchanged since the last verified update: not re-read
             todo.append((sid, path, tf, shard_dir / f"{sha}.json"))
         summaries = _fetch_shards(cfg.name, url, todo, fetcher)
+        from repotool.imported import fetch_provenance  # files brought in by 'repo import'
+
+        imported = fetch_provenance(cfg.name, url, trusted.targets, fetcher,
+                                    view.gen if view is not None else None, work)
         changed = (
             view is None
             or view.shards != shards
@@ -609,6 +613,7 @@ def _update_from(
             "updated": now.isoformat(),
             "versions": new_versions,
             "mirror": url,
+            **({"provenance": imported} if imported else {}),
         }
         atomic_write(work / "projects.json", json.dumps(doc, sort_keys=True).encode())
         for mpath in meta_dir.rglob("*"):

@@ -52,6 +52,11 @@ def test_seed_scenario_local_repository_keeps_what_origin_deletes(
     r = ok("--home", farm, "install", "--python", py, "demo-pkg==1.0")
     assert "installed demo-pkg 1.0 from local" in r.stdout
     assert pip_freeze(py) == {"demo-pkg": "1.0"}
+    shown = ok("--home", farm, "show", "demo-pkg").stdout
+    assert "imported from source upstream (repository 'origin'" in shown
+    doc = json.loads(ok("--home", farm, "show", "demo-pkg", "--json").stdout)
+    files = [f for v in doc["sources"][0]["versions"] for f in v["files"]]
+    assert all(f["imported_from"]["root_keys"] == [origin.key.fingerprint] for f in files)
     listed = ok("repo", "list", local).stdout
     assert "demo_pkg-1.0-py3-none-any.whl" in listed and "imported from upstream" in listed
 
@@ -69,3 +74,24 @@ def test_import_refuses_a_project_another_source_provides(
     r = cli("--home", home, "repo", "import", local, "--from", "b", "demo-pkg")
     assert r.exit_code == 1 and "resolves to source 'a'" in r.stderr
     assert not (local / ".repotool" / "provenance.json").exists()
+
+
+def test_arbitrary_content_tampered_provenance_refused(
+        make_published: Any, home: Path, tmp_path: Path) -> None:
+    origin = make_published(name="origin", projects={"demo-pkg": ["1.0"]})
+    k = make_key(tmp_path / "lk", "local")
+    local = tmp_path / "local"
+    ok("repo", "init", local, "--name", "farm", "--key", k.public)
+    ok("--home", home, "source", "add", "upstream", origin.root, "--key", origin.key.public)
+    ok("--home", home, "update")
+    ok("--home", home, "repo", "import", local, "--from", "upstream", "demo-pkg")
+    ok("repo", "sign", local, "--key", k.private)
+    [target] = local.glob("*.provenance.json")
+    data = target.read_bytes()  # same length, still a valid record: another origin
+    target.write_bytes(data.replace(b'"source":"upstream"', b'"source":"evil-src"'))
+    assert target.read_bytes() != data
+    farm = tmp_path / "farm"
+    ok("--home", farm, "source", "add", "local", local, "--key", k.public)
+    r = cli("--home", farm, "update")
+    assert r.exit_code == 3 and "provenance.json" in r.stderr
+    assert "evil-src" not in cli("--home", farm, "show", "demo-pkg").output

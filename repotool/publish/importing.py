@@ -21,12 +21,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from repotool.errors import UserError
+from repotool.publish.provenance import PROVENANCE, provenance
 from repotool.storage import atomic_write, hash_file
 
 __all__ = ["Importable", "import_files", "provenance"]
-
-PROVENANCE = "provenance.json"
-
 
 class Importable(Protocol):
     @property
@@ -38,17 +36,6 @@ class Importable(Protocol):
     @property
     def size(self) -> int: ...
     def provenance(self) -> dict[str, Any]: ...
-
-
-def provenance(directory: Path) -> dict[str, dict[str, Any]]:
-    """filename → provenance record of every file imported into ``directory``."""
-    try:
-        doc = json.loads((directory / ".repotool" / PROVENANCE).read_bytes())
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as e:
-        raise UserError(f"{str(directory)!r}: provenance record unreadable: {e}") from None
-    return doc if isinstance(doc, dict) else {}
 
 
 def import_files(directory: Path, files: Sequence[Importable], *, now: datetime
