@@ -8,9 +8,16 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
+import small_repos
 from conftest import cli
 from servers import RepoServer
 from venvs import make_venv, pip_freeze
+
+
+@pytest.fixture
+def make_published(tmp_path: Path) -> Any:
+    return small_repos.factory(tmp_path)
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "airgap.md"
 

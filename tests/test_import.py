@@ -7,8 +7,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+import small_repos
 from conftest import cli, make_key
 from venvs import make_venv, pip_freeze
+
+
+@pytest.fixture
+def make_published(tmp_path: Path) -> Any:
+    return small_repos.factory(tmp_path)
 
 
 def ok(*args: Any) -> Any:

@@ -15,12 +15,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+import small_repos
 from builders import sha256_file, tamper
 from conftest import cli
 from servers import RepoServer
 from venvs import make_venv, pip_freeze
 
 from repotool.format.layout import dist_target_path, hashed_name
+
+
+@pytest.fixture
+def make_published(tmp_path: Path) -> Any:
+    return small_repos.factory(tmp_path)
 
 WHEEL_10 = "demo_pkg-1.0-py3-none-any.whl"
 WHEEL_11 = "demo_pkg-1.1-py3-none-any.whl"

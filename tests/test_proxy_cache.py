@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+import small_repos
 from conftest import cli
 from servers import RepoServer
 from venvs import make_venv, pip_freeze, run_pip
@@ -13,6 +15,11 @@ from venvs import make_venv, pip_freeze, run_pip
 from repotool.home import Home
 from repotool.proxy import RunningProxy, VerifiedIndex
 from repotool.transport import Limits
+
+
+@pytest.fixture
+def make_published(tmp_path: Path) -> Any:
+    return small_repos.factory(tmp_path)
 
 
 def test_second_install_through_proxy_with_origin_stopped(
