@@ -71,8 +71,9 @@ def register(app: typer.Typer, repo_app: typer.Typer, h: Helpers) -> None:
         """Copy verified files from a source into your repository (published at the next
         'repo sign', kept whatever the origin later removes)."""
         from repotool.origin import fetch_for_import
-        from repotool.publish.importing import import_files
+        from repotool.publish.importing import import_files, require_repository
 
+        require_repository(directory)  # before anything is fetched
         fetched = fetch_for_import(h.home(), source, requirements, deps=deps,
                                    limits=h.limits())
         added = import_files(directory, fetched, now=h.now())

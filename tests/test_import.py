@@ -78,6 +78,9 @@ def test_import_refuses_a_project_another_source_provides(
     k = make_key(tmp_path / "lk", "local")
     local = tmp_path / "local"
     ok("repo", "init", local, "--name", "farm", "--key", k.public)
+    r = cli("--home", home, "repo", "import", tmp_path / "nowhere", "--from", "a", "demo-pkg")
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert not (tmp_path / "nowhere").exists()
     r = cli("--home", home, "repo", "import", local, "--from", "b", "demo-pkg")
     assert r.exit_code == 1 and "resolves to source 'a'" in r.stderr
     assert not (local / ".repotool" / "provenance.json").exists()

@@ -24,7 +24,7 @@ from repotool.errors import UserError
 from repotool.publish.provenance import PROVENANCE, provenance
 from repotool.storage import atomic_write, hash_file
 
-__all__ = ["Importable", "import_files", "provenance"]
+__all__ = ["Importable", "import_files", "list_files", "provenance", "require_repository"]
 
 class Importable(Protocol):
     @property
@@ -36,6 +36,13 @@ class Importable(Protocol):
     @property
     def size(self) -> int: ...
     def provenance(self) -> dict[str, Any]: ...
+
+
+def require_repository(directory: Path) -> None:
+    """Raises UserError unless ``directory`` is a repository (checked before fetching)."""
+    from repotool.publish.workspace import Repository
+
+    Repository(directory).require()
 
 
 def import_files(directory: Path, files: Sequence[Importable], *, now: datetime
