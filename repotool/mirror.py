@@ -144,6 +144,7 @@ class _Plan:
         self.versions: dict[str, int] = {}
         self.files: dict[str, bytes] = {}  # metadata file name in DEST -> verified bytes
         self.targets: dict[str, Any] = {}  # target path -> TargetFile
+        self.reported: list[str] = []  # locations that failed a file another served
 
     # ---- metadata ----------------------------------------------------------------------
 
@@ -321,6 +322,7 @@ def _copy(plan: _Plan, res: MirrorResult, progress: Callable[[int, int], None] |
         res.metadata_written += 1
         res.changed = True
     res.changed = res.changed or res.files_fetched > 0
+    res.failures.extend(plan.reported)
 
 
 def _fetch_target(plan: _Plan, path: str, tf: Any, disk: Path) -> None:
@@ -337,6 +339,7 @@ def _fetch_target(plan: _Plan, path: str, tf: Any, disk: Path) -> None:
             with os.fdopen(fd, "wb") as out:
                 plan.fetcher.download_verified(url + _hashed(path, sha), out, tf.length, sha)
             os.replace(tmp, disk)
+            plan.reported.extend(failures)  # a location lied or failed, the next served it
             return
         except VerificationError as e:
             lied = True

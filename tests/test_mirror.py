@@ -254,3 +254,23 @@ def test_kill_9_during_mirror_then_resume_and_install_with_pip(
     r = ok("--home", far, "install", "--python", py, "demo-pkg==1.1", "extra-3")
     assert "installed demo-pkg 1.1 from m" in r.stdout
     assert pip_freeze(py) == {"demo-pkg": "1.1", "extra-3": "1.0"}
+
+
+def test_malicious_mirror_file_taken_from_the_sources_next_location(
+        make_published: Any, home: Path, tmp_path: Path) -> None:
+    import shutil
+
+    pub = make_published(projects={"demo-pkg": ["1.0"]})
+    good = tmp_path / "good-copy"
+    shutil.copytree(pub.root, good)
+    whl = pub.dist / WHEEL_10
+    tamper(pub.root / hashed_name(dist_target_path("demo-pkg", WHEEL_10), sha256_file(whl)))
+    ok("--home", home, "source", "add", "demo", pub.root, "--key", pub.key.public,
+       "--mirror", good.as_uri())
+    dest = tmp_path / "dest"
+    got = mirror(home, dest)
+    assert got["files_fetched"] == got["targets"]
+    [failed] = got["failures"]  # the lying location is reported
+    assert pub.root.as_uri() in failed and WHEEL_10 in failed
+    copied = dest / hashed_name(dist_target_path("demo-pkg", WHEEL_10), sha256_file(whl))
+    assert copied.read_bytes() == whl.read_bytes()
