@@ -68,6 +68,12 @@ def print_show(doc: dict[str, Any], as_json: bool) -> None:
                   + "\n")
                 for d in f["requires_dist"]:
                     w(f"      depends: {safe(d)}\n")
+                if isinstance(f.get("imported_from"), dict):
+                    src = f["imported_from"]
+                    w(safe(f"      imported from source {src['source']} (repository "
+                           f"{src['repository']!r}, root key "
+                           f"{','.join(src['root_keys'])}), origin sha256:{src['sha256']}")
+                      + "\n")
 
 
 def print_update(results: list[Any], as_json: bool) -> int:

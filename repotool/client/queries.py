@@ -59,7 +59,10 @@ def show(views: Views, project: str) -> dict[str, Any]:
             continue
         versions: dict[str, list[dict[str, Any]]] = {}
         for f in sorted(proj.files, key=lambda f: f.filename):
-            versions.setdefault(f.version, []).append(f.to_dict())
+            entry = f.to_dict()
+            if f.filename in view.provenance:  # 'repo import' record, verified at update
+                entry["imported_from"] = view.provenance[f.filename]
+            versions.setdefault(f.version, []).append(entry)
         from packaging.version import Version
 
         found.append({

@@ -72,6 +72,7 @@ class SourceView:
     versions: dict[str, int] = field(default_factory=dict)
     expires: object = None  # the keyring's record: role -> ISO 8601 expiry of what was verified
     _shard_cache: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)  # filename -> 'repo import' record
 
     def shard(self, sid: str) -> Any:
         """A shard read back from the cache, re-hashed against the signed sha256 and
@@ -155,7 +156,8 @@ def load_view(home: Home, cfg: SourceConfig) -> SourceView | None:
                 and isinstance(doc.get("shards"), dict) and isinstance(doc.get("updated"), str)):
             return None  # not what 'update' writes: it rebuilds the generation
         return SourceView(cfg, cache / gen, cache, doc["projects"], doc["shards"],
-                          doc["updated"], dict(doc.get("versions", {})), state.get("expires"))
+                          doc["updated"], dict(doc.get("versions", {})), state.get("expires"),
+                          provenance=dict(doc.get("provenance", {})))
     except (ValueError, KeyError, TypeError, RecursionError):
         return None
 

@@ -240,6 +240,10 @@ def _update_from(
                 continue  # unchanged since the last verified update: not re-read
             todo.append((sid, path, tf, shard_dir / f"{sha}.json"))
         summaries = fetch_shards(cfg.name, url, todo, fetcher)
+        from repotool.client.imported import fetch_provenance  # files from 'repo import'
+
+        imported = fetch_provenance(cfg.name, url, trusted.targets, fetcher,
+                                    view.gen if view is not None else None, work)
         changed = (
             view is None
             or view.shards != shards
@@ -272,6 +276,7 @@ def _update_from(
             "updated": now.isoformat(),
             "versions": new_versions,
             "mirror": url,
+            **({"provenance": imported} if imported else {}),
         }
         atomic_write(work / "projects.json", json.dumps(doc, sort_keys=True).encode())
         for mpath in meta_dir.rglob("*"):

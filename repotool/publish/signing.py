@@ -186,6 +186,9 @@ class Signing:
         changes = apply_pending(repo, pub, self.pending, self.out)
         self.summary.projects_changed = changes.projects
         changed_targets, shard_targets = changes.bin_targets, changes.shard_targets
+        from repotool.publish.provenance import provenance_target  # what repo import recorded
+
+        shard_targets = {**shard_targets, **provenance_target(repo.root, pub, self.out.writes)}
 
         # (4) roles to write
         bins: dict[str, Metadata[Targets]] = {}

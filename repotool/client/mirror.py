@@ -1,0 +1,375 @@
+"""``repotool mirror SOURCE DEST``: a verified, incremental, servable copy of a source.
+
+DEST receives the publisher's own signed bytes — every root version, the delegated
+targets roles, targets, snapshot and timestamp — and every target file, so DEST is a
+repository any client adds with the publisher's key. Nothing is written to DEST before
+it was verified against the source's keyring:
+
+1. python-tuf's ``Updater``, bootstrapped from the keyring's root, refreshes root chain,
+   timestamp, snapshot and targets (DEST's own metadata seeds it, so an unchanged
+   snapshot or targets is not fetched again; python-tuf re-verifies what it reads and
+   refuses a rollback below DEST's timestamp); versions below those the keyring ever
+   accepted, and a changed repository name, are refused as ``update`` refuses them.
+2. Roots older than the keyring's are verified as a chain ending in it; every delegated
+   role reachable from targets is verified as TUF's client does
+   (repotool/mirror_walk.py) — from DEST when DEST holds the snapshot's exact bytes,
+   else fetched.
+3. Every target TUF would resolve is checked in DEST (length and sha256 of its
+   hash-prefixed file) and fetched only when missing or wrong: streamed, bounded by its
+   signed length, hashed, then renamed into place. Any refusal stops the mirror before
+   any metadata is written, naming the file: DEST keeps its old, consistent state.
+4. Plain names (distributions: hardlinks; pages: copies) for plain pip, then the
+   versioned metadata, then ``timestamp.json``, each atomically: a kill at any moment
+   leaves DEST's previous timestamp naming only files that exist.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import posixpath
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from repotool.client.home import Home, SourceConfig
+from repotool.client.mirror_walk import (
+    verify_delegated,
+    verify_root_chain,
+    walk_delegations,
+    winning_targets,
+)
+from repotool.client.state import keyring_state
+from repotool.errors import DownloadError, RepotoolError, UserError, VerificationError
+from repotool.storage import atomic_write, fsync_dir, hash_file, locked
+from repotool.transport.limits import Limits
+
+__all__ = ["MirrorResult", "mirror"]
+
+WORK = ".repotool-mirror"  # DEST's lock and scratch space (a dot directory: not served)
+_ROLES = ("root", "timestamp", "snapshot", "targets")
+
+
+@dataclass
+class MirrorResult:
+    source: str
+    dest: str
+    mirror: str | None = None  # the location the metadata came from
+    versions: dict[str, int] = field(default_factory=dict)
+    targets: int = 0  # target files the repository lists
+    files_fetched: int = 0  # of those, fetched now
+    files_present: int = 0  # of those, already in DEST with the signed sha256
+    metadata_written: int = 0  # metadata files DEST did not have
+    bytes_fetched: int = 0  # everything downloaded, metadata included
+    changed: bool = False
+    failures: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def mirror(
+    home: Home, source: str, dest: Path, *, now: datetime, limits: Limits,
+    progress: Callable[[int, int], None] | None = None,
+) -> MirrorResult:
+    """Make or refresh DEST as a verified copy of ``source``'s repository.
+
+    Raises:
+        UserError: unknown source, DEST is a publisher's workspace or not a directory.
+        VerificationError: metadata or a file refused (DEST left as it was).
+        DownloadError: no location served what was needed.
+    """
+    cfg = home.source(source)
+    if (dest / ".repotool" / "config.json").exists():
+        raise UserError(f"{str(dest)!r} is a publisher's repository, not a mirror",
+                        "mirror into an empty or mirror directory")
+    if dest.exists() and not dest.is_dir():
+        raise UserError(f"{str(dest)!r} is not a directory")
+    res = MirrorResult(source, str(dest))
+    try:
+        root_bytes = (home.keyring(source) / "root.json").read_bytes()
+    except OSError as e:
+        raise UserError(f"keyring of source {source!r} is unreadable: {e.strerror}",
+                        "remove the source and add it again with its key") from None
+    marks = keyring_state(home, source).get("versions") or {}
+    from repotool.transport.fetcher import Fetcher
+
+    fetcher = Fetcher(limits, home.ca_cert(cfg))
+    (dest / WORK).mkdir(parents=True, exist_ok=True)
+    with locked(dest / WORK / "lock", f"mirror {str(dest)!r}", wait=False):
+        worst: RepotoolError | None = None
+        for url in cfg.urls:
+            work = Path(tempfile.mkdtemp(prefix="run-", dir=dest / WORK))
+            try:
+                plan = _Plan(cfg, url, dest, work, root_bytes, marks, fetcher, now)
+                plan.verify_metadata()
+                res.mirror, res.versions = url, plan.versions
+                _copy(plan, res, progress)
+                res.bytes_fetched = fetcher.bytes_fetched
+                return res
+            except _FileRefused:
+                raise  # a target refused at every location: stop, DEST unchanged
+            except RepotoolError as e:
+                res.failures.append(f"{url}: {e.message}")
+                if worst is None or e.exit_code > worst.exit_code:
+                    worst = e
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        assert worst is not None
+        if len(cfg.urls) > 1:
+            raise type(worst)(f"every location failed: {'; '.join(res.failures)}", worst.hint)
+        raise worst
+
+
+class _FileRefused(VerificationError):
+    """A target file no location served with its signed length and sha256."""
+
+
+class _Plan:
+    """One run's verified view of the repository at one location."""
+
+    def __init__(self, cfg: SourceConfig, url: str, dest: Path, work: Path,
+                 root_bytes: bytes, marks: dict[str, int], fetcher: Any,
+                 now: datetime) -> None:
+        self.cfg, self.url, self.dest, self.work = cfg, url, dest, work
+        self.root_bytes, self.marks, self.fetcher = root_bytes, marks, fetcher
+        self.ref = now - timedelta(seconds=cfg.clock_skew)
+        self.meta = dest / "metadata"
+        self.versions: dict[str, int] = {}
+        self.files: dict[str, bytes] = {}  # metadata file name in DEST -> verified bytes
+        self.targets: dict[str, Any] = {}  # target path -> TargetFile
+        self.reported: list[str] = []  # locations that failed a file another served
+
+    # ---- metadata ----------------------------------------------------------------------
+
+    def _seed(self, meta_dir: Path) -> None:
+        """DEST's current metadata as python-tuf's local copies (it verifies them)."""
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            ts = (self.meta / "timestamp.json").read_bytes()
+            (meta_dir / "timestamp.json").write_bytes(ts)
+            v = json.loads(ts)["signed"]["meta"]["snapshot.json"]["version"]
+            snap = (self.meta / f"{int(v)}.snapshot.json").read_bytes()
+            (meta_dir / "snapshot.json").write_bytes(snap)
+            v = json.loads(snap)["signed"]["meta"]["targets.json"]["version"]
+            shutil.copyfile(self.meta / f"{int(v)}.targets.json", meta_dir / "targets.json")
+
+    def verify_metadata(self) -> None:
+        from tuf.api import exceptions as tuf_exc
+        from tuf.api.metadata import Metadata
+
+        from repotool.transport.fetcher import translate_download_error
+        from repotool.trust.updater import make_updater
+
+        meta_dir = self.work / "tuf"
+        meta_dir.mkdir()
+        self._seed(meta_dir)
+        name = self.cfg.name
+        try:
+            up = make_updater(meta_dir, f"{self.url}metadata/", self.url, self.root_bytes,
+                              self.fetcher, self.ref)
+            up.refresh()
+        except tuf_exc.ExpiredMetadataError as e:
+            raise VerificationError(f"{name}: metadata expired ({str(e)[:200]})",
+                                    "ask the publisher to re-sign") from None
+        except tuf_exc.RepositoryError as e:
+            where = f" {self.fetcher.last_url}" if self.fetcher.last_url else ""
+            raise VerificationError(f"{name}: metadata refused:{where}: {str(e)[:200]}") \
+                from None
+        except tuf_exc.DownloadError as e:
+            raise translate_download_error(e) from None
+        except (ValueError, TypeError, KeyError) as e:
+            raise VerificationError(f"{name}: metadata refused: {str(e)[:200]}") from None
+        raw = {r: (meta_dir / f"{r}.json").read_bytes() for r in _ROLES}
+        md = {r: Metadata.from_bytes(raw[r]) for r in _ROLES}
+        self.versions = {r: md[r].signed.version for r in _ROLES}
+        for role, v in self.versions.items():
+            if v < int(self.marks.get(role, 0)):
+                raise VerificationError(
+                    f"{name}: rollback: {role} version {v} is older than version "
+                    f"{self.marks[role]} accepted before")
+        field_ = md["root"].signed.unrecognized_fields.get("x-repotool")
+        repo_name = field_.get("name") if isinstance(field_, dict) else ""
+        if (repo_name or "") != self.cfg.repo_name:
+            raise VerificationError(
+                f"{name}: the repository's name changed from {self.cfg.repo_name!r} to "
+                f"{repo_name!r}", f"run 'repotool update {name} --allow-name-change' first")
+        if not md["root"].signed.consistent_snapshot:
+            raise UserError(f"{name}: the repository does not use consistent snapshots; "
+                            "only such repositories can be mirrored")
+        self._roots(meta_dir, md["root"].signed.version)
+        snap = md["snapshot"].signed
+        self.files[f"{snap.version}.snapshot.json"] = raw["snapshot"]
+        self.files[f"{md['targets'].signed.version}.targets.json"] = raw["targets"]
+        roles = walk_delegations(md["targets"].signed, snap, self._delegated)
+        self.targets = {p: tf for p, (_r, tf) in winning_targets(roles).items()}
+        self.files["timestamp.json"] = raw["timestamp"]  # last, see _copy
+
+    def _roots(self, meta_dir: Path, newest: int) -> None:
+        """Every root version, 1 to ``newest``, verified as one chain."""
+        from tuf.api.metadata import Metadata
+
+        trusted_v = Metadata.from_bytes(self.root_bytes).signed.version
+        older = [self._get(f"{v}.root.json", self.fetcher.limits.metadata_max_length)
+                 for v in range(1, trusted_v)]
+        verify_root_chain([*older, self.root_bytes], self.root_bytes,
+                          f"{self.url}metadata/")
+        chain = [*older, self.root_bytes]
+        for v in range(trusted_v + 1, newest + 1):  # verified by python-tuf
+            chain.append((meta_dir / "root_history" / f"{v}.root.json").read_bytes())
+        for v, data in enumerate(chain, 1):
+            self.files[f"{v}.root.json"] = data
+        self.files["root.json"] = chain[-1]
+
+    def _get(self, name: str, cap: int, meta: Any = None) -> bytes:
+        """Metadata file ``name``: DEST's copy when it has the signed bytes, else fetched."""
+        with contextlib.suppress(OSError, ValueError):
+            data = (self.meta / name).read_bytes()
+            if meta is None or _matches(meta, data):
+                return data
+        from repotool.transport.fetcher import translate_download_error
+
+        url = f"{self.url}metadata/{name}"
+        try:
+            return bytes(self.fetcher.download_bytes(url, cap))
+        except Exception as e:
+            err = translate_download_error(e, url)
+            raise err if isinstance(err, RepotoolError) else DownloadError(
+                f"{url}: {str(err)[:200]}") from None
+
+    def _delegated(self, role: str, parent: Any, meta: Any) -> Any:
+        from urllib.parse import quote
+
+        name = f"{meta.version}.{quote(role, '')}.json"
+        cap = meta.length or self.fetcher.limits.metadata_max_length
+        data = self._get(name, cap, meta)
+        signed = verify_delegated(role, data, parent, meta, self.ref,
+                                  f"{self.url}metadata/{name}")
+        self.files[name] = data
+        return signed
+
+
+def _matches(meta: Any, data: bytes) -> bool:
+    try:
+        meta.verify_length_and_hashes(data)
+    except Exception:
+        return False
+    return bool(meta.hashes)  # without a signed hash, DEST's copy is not trusted
+
+
+def _hashed(path: str, sha: str) -> str:
+    head, base = posixpath.split(path)
+    return posixpath.join(head, f"{sha}.{base}")
+
+
+def _copy(plan: _Plan, res: MirrorResult, progress: Callable[[int, int], None] | None) -> None:
+    """Steps 3 and 4: files, plain names, versioned metadata, timestamp last."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    dest = plan.dest
+    items = sorted(plan.targets.items())
+    res.targets = len(items)
+    done = 0
+
+    def one(item: tuple[str, Any]) -> bool:
+        path, tf = item
+        sha = tf.hashes["sha256"]
+        disk = dest / _hashed(path, sha)
+        if disk.is_file() and hash_file(disk) == (sha, tf.length):
+            return False
+        _fetch_target(plan, path, tf, disk)
+        return True
+
+    refused: list[str] = []
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="mirror") as pool:
+        futures = [pool.submit(one, it) for it in items]
+        for fut in futures:
+            try:
+                fetched = fut.result()
+            except _FileRefused as e:
+                refused.append(e.message)
+                continue
+            res.files_fetched += fetched
+            res.files_present += not fetched
+            done += 1
+            if progress is not None:
+                progress(done, len(items))
+    if refused:
+        more = f" (and {len(refused) - 3} more)" if len(refused) > 3 else ""
+        raise _FileRefused(
+            f"{plan.cfg.name}: {'; '.join(refused[:3])}{more}; nothing of this state was "
+            f"published to {str(dest)!r}, which keeps its previous state",
+            "the origin (or a location on the way) serves bytes its own signed metadata "
+            "does not vouch for; tell the publisher")
+    for path, tf in items:  # plain names for pip: files exist, pages link to them
+        if path.startswith(("files/", "simple/")):
+            _plain(dest, path, tf)
+    os.sync()  # every file durable before the metadata that references them
+    meta = dest / "metadata"
+    names = [n for n in plan.files if n != "timestamp.json"]
+    for name in [*names, "timestamp.json"]:
+        data = plan.files[name]
+        target = meta / name
+        with contextlib.suppress(OSError):
+            if target.read_bytes() == data:
+                continue
+        atomic_write(target, data)
+        res.metadata_written += 1
+        res.changed = True
+    res.changed = res.changed or res.files_fetched > 0
+    res.failures.extend(plan.reported)
+
+
+def _fetch_target(plan: _Plan, path: str, tf: Any, disk: Path) -> None:
+    sha = tf.hashes["sha256"]
+    cap = plan.fetcher.limits.file_max_length
+    if tf.length > cap:
+        raise _FileRefused(f"{path} declares {tf.length} bytes, more than the {cap} allowed")
+    disk.parent.mkdir(parents=True, exist_ok=True)
+    failures: list[str] = []
+    lied = False
+    for url in [plan.url, *[u for u in plan.cfg.urls if u != plan.url]]:
+        fd, tmp = tempfile.mkstemp(dir=disk.parent, prefix=".part-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                plan.fetcher.download_verified(url + _hashed(path, sha), out, tf.length, sha)
+            os.replace(tmp, disk)
+            plan.reported.extend(failures)  # a location lied or failed, the next served it
+            return
+        except VerificationError as e:
+            lied = True
+            failures.append(e.message)
+        except RepotoolError as e:
+            failures.append(e.message)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    why = "; ".join(failures)
+    if lied:
+        raise _FileRefused(f"{path} refused: {why}")
+    raise DownloadError(f"{plan.cfg.name}: {path}: {why}")
+
+
+def _plain(dest: Path, path: str, tf: Any) -> None:
+    """The plain name of a distribution (hardlink, else copy) or page (copy)."""
+    sha = tf.hashes["sha256"]
+    hashed = dest / _hashed(path, sha)
+    plain = dest / path
+    with contextlib.suppress(OSError):
+        if plain.stat().st_ino == hashed.stat().st_ino or (
+                plain.stat().st_size == tf.length and hash_file(plain)[0] == sha):
+            return
+    tmp = plain.with_name(f".tmp-{hashlib.sha256(path.encode()).hexdigest()[:16]}")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    try:
+        os.link(hashed, tmp)
+    except OSError:
+        shutil.copyfile(hashed, tmp)
+    os.replace(tmp, plain)
+    fsync_dir(plain.parent)
