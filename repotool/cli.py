@@ -581,8 +581,10 @@ def source_add(
         priority=priority,
         clock_skew=skew,
     )
+    how = (f"added from root file {root}" if root is not None else
+           f"added by {'key' if key else 'fingerprint'} " + ", ".join(ids))
     trusted = add_source(home, cfg, key_ids=ids, root_file=root, ca_cert=ca_cert,
-                         limits=_limits(), report=lambda m: _err(f"warning: {m}"))
+                         limits=_limits(), report=lambda m: _err(f"warning: {m}"), how=how)
     sys.stdout.write(f"added source {name!r}: repository {cfg.repo_name!r} at {cfg.url}\n")
     sys.stdout.write(f"trusted root keys (threshold {trusted.roles['root'].threshold}):\n")
     for k in sorted(trusted.roles["root"].keyids):
@@ -633,9 +635,16 @@ def source_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
 def source_show(
     name: Annotated[str, typer.Argument()],
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    history: Annotated[bool, typer.Option(
+        "--history", help="Every root version the keyring accepted, when and how.")] = False,
 ) -> None:
     """Show a source's settings, trusted keys and state."""
     home = _home()
+    if history:
+        from repotool.cli_trust import show_history
+
+        show_history(home, name, as_json)
+        return
     d = _source_doc(home, home.source(name))
     if as_json:
         _print_json(d)
@@ -960,6 +969,11 @@ def proxy(
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
     _err("repotool proxy stopped")
+
+
+from repotool import cli_trust  # noqa: E402  (commands in their own module)
+
+cli_trust.register(app, repo_app, source_app)
 
 
 def main() -> None:

@@ -33,7 +33,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -186,8 +186,10 @@ def add_source(
     ca_cert: Path | None,
     limits: Limits,
     report: Callable[[str], None] | None = None,
+    how: str | None = None,
 ) -> Any:
     """Bootstrap a source's keyring and save it; returns the trusted root (``Root``).
+    ``how`` is what the keyring's history says of it (by key, fingerprint, root file).
 
     With ``key_ids``: the repository's first root must list every one of them as a
     root key and carry a valid signature by each, and meet its own threshold.
@@ -243,6 +245,12 @@ def add_source(
         try:
             stage = SourceConfig(**{**cfg.__dict__})
             kr = tmpdir / "keyring"
+            from repotool import history
+
+            if how is None:
+                how = (f"added from root file {root_file}" if root_file is not None
+                       else "added by key " + ", ".join(key_ids))
+            history.append(kr, [history.entry(root, root_bytes, how, datetime.now(UTC))])
             atomic_write(kr / "root.json", root_bytes)
             atomic_write(kr / "state.json", json.dumps({"versions": {}}).encode())
             if ca_bytes:
@@ -302,6 +310,7 @@ class UpdateResult:
     files_fetched: int = 0
     bytes_fetched: int = 0
     projects: int = 0
+    notices: list[str] = field(default_factory=list)  # e.g. the root keys changed
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -527,6 +536,10 @@ def _update_from(
                 "ask the publisher to re-sign; --clock-skew tolerates small clock differences",
             ) from None
         except tuf_exc.RepositoryError as e:
+            if (fetcher.last_url or "").endswith(".root.json"):  # TUF §5.3.3, §5.3.4
+                from repotool.history import broken_chain
+
+                raise broken_chain(cfg.name, fetcher.last_url, _short(e)) from None
             # python-tuf verifies each file right after fetching it: name that file
             where = f" {fetcher.last_url}" if fetcher.last_url else ""
             raise VerificationError(f"{cfg.name}: metadata refused:{where}: {_short(e)}") \
@@ -536,7 +549,12 @@ def _update_from(
         except (ValueError, TypeError, KeyError) as e:  # python-tuf: bad bootstrap etc.
             raise VerificationError(f"{cfg.name}: metadata refused: {_short(e)}") from None
         trusted = _Verified(meta_dir)
-        # (3) rollback across cache loss, and apt's release-info change
+        # (3) rollback across cache loss (marks of rotated online roles dropped, TUF
+        # §5.3.10), and apt's release-info change
+        from repotool.history import marks_after_rotation
+
+        marks = marks_after_rotation(_parse_root(root_bytes, "root.json").signed,
+                                     trusted.root, marks)
         new_versions = {r: trusted[r].version for r in ("root", "timestamp", "snapshot", "targets")}
         for role, v in new_versions.items():
             if v < marks.get(role, 0):
@@ -588,8 +606,8 @@ def _update_from(
             assert view is not None
             res.projects = len(view.projects)
             # also completes a run killed between its generation and the keyring
-            _commit_keyring(home, cfg.name, trusted, root_bytes, marks, new_versions,
-                            meta_dir, _index_of(view.gen))
+            res.notices += _commit_keyring(home, cfg.name, trusted, root_bytes, marks,
+                                           new_versions, meta_dir, _index_of(view.gen), now)
             shutil.rmtree(work, ignore_errors=True)
             return
         # (5) derived list and generation, then the keyring (the commit point)
@@ -617,8 +635,8 @@ def _update_from(
                     os.fsync(f.fileno())
         fsync_dir(meta_dir)
         fsync_dir(shard_dir)
-        _commit_keyring(home, cfg.name, trusted, root_bytes, marks, new_versions, meta_dir,
-                        _index_of(work))
+        res.notices += _commit_keyring(home, cfg.name, trusted, root_bytes, marks,
+                                       new_versions, meta_dir, _index_of(work), now)
         if new_name != cfg.repo_name:
             cfg.repo_name = new_name
             home.save_source(cfg)
@@ -703,7 +721,8 @@ def _commit_keyring(
     new_versions: dict[str, int],
     meta_dir: Path,
     index: dict[str, Any],
-) -> None:
+    now: datetime,
+) -> list[str]:
     """Move the keyring to the newest verified root, the highest versions accepted, the
     committed generation, and what the no-change fast path compares against.
 
@@ -713,9 +732,22 @@ def _commit_keyring(
     """
     kr = home.keyring(name)
     root_now = trusted.root
+    notices: list[str] = []
     if root_now.version != _root_version(root_bytes):
+        from repotool import history
+
+        old_root = _parse_root(root_bytes, "root.json").signed
+        entries = []
+        for v in range(old_root.version + 1, root_now.version + 1):
+            data = (meta_dir / "root_history" / f"{v}.root.json").read_bytes()
+            entries.append(history.entry(_parse_root(data, f"{v}.root.json").signed, data,
+                                         f"followed a rotation from version {v - 1}", now))
+        history.append(kr, entries)  # the history first: every trusted root has its entry
         root_bytes = (meta_dir / "root_history" / f"{root_now.version}.root.json").read_bytes()
         atomic_write(kr / "root.json", root_bytes)
+        notice = history.change_notice(name, old_root, root_now)
+        if notice:
+            notices.append(notice)
     state = {
         "root_sha256": hashlib.sha256(root_bytes).hexdigest(),
         "versions": {r: max(v, marks.get(r, 0)) for r, v in new_versions.items()},
@@ -727,6 +759,7 @@ def _commit_keyring(
     }
     if keyring_state(home, name) != state:
         atomic_write(kr / "state.json", json.dumps(state, sort_keys=True).encode())
+    return notices
 
 
 def make_updater(
@@ -768,3 +801,8 @@ def _collect_garbage(cache: Path, keep_gens: set[str], keep_shards: set[str]) ->
         if p.name.endswith(".json") and p.name[:-5] not in keep_shards:
             with contextlib.suppress(OSError):
                 p.unlink()
+
+
+# public names for the modules built on the first-root checks (repotool.rekey)
+check_root = _check_root
+repo_name_of = _repo_name
