@@ -417,6 +417,7 @@ def _sign_report(summary: Any, as_json: bool) -> None:
     parts = [f"{r} v{v[r]}" for r in ("root", "targets", "snapshot", "timestamp") if r in v]
     if bins:
         parts.append(f"{len(bins)} bin(s)")
+    parts += [f"{k} v{n}" for k, n in sorted(v.items()) if k.startswith("dev-")]
     sys.stdout.write(
         f"signed: {', '.join(parts)}; {summary.projects_changed} project(s) changed; "
         f"{summary.files} file(s), {summary.bytes} bytes written\n"
@@ -455,9 +456,11 @@ def repo_keys(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Roles, keys (fingerprints), thresholds and expiries."""
+    from repotool.cli_trust import delegations_doc, print_delegations
     from repotool.publish.workspace import Repository
 
     doc = Repository(directory).describe_keys()
+    doc["delegations"] = delegations_doc(directory)
     if as_json:
         _print_json(doc)
         return
@@ -471,6 +474,7 @@ def repo_keys(
     b = doc["bins"]
     sys.stdout.write(f"bins ({b['count']}, delegated by targets): threshold {b['threshold']} "
                      f"of {len(b['keys'])}\n")
+    print_delegations(doc["delegations"])
     for w in doc["warnings"]:
         _err(f"warning: {w}")
 

@@ -83,7 +83,71 @@ def source_rekey(
     c._err("run 'repotool update' to verify its index from this root")
 
 
+def repo_delegate(
+    directory: Annotated[Path, typer.Argument(help="The repository directory.")],
+    pattern: Annotated[str, typer.Argument(
+        help="Projects to delegate: a glob on normalized names, e.g. 'demo-*'.")],
+    to: Annotated[list[Path], typer.Option(
+        "--to", help="A developer's public key (repeatable).")],
+    threshold: Annotated[int, typer.Option(
+        "--threshold", help="Developer signatures needed.")] = 1,
+    key: Annotated[list[Path] | None, typer.Option(
+        "--key", help="The targets key, and the online key to publish now (repeatable).")]
+    = None,
+    passphrase_env: Annotated[str | None, typer.Option("--passphrase-env")] = None,
+    passphrase_file: Annotated[Path | None, typer.Option("--passphrase-file")] = None,
+) -> None:
+    """Hand the projects matching PATTERN to developer keys alone (a terminating
+    delegation): from then on only a threshold of those keys vouches for their files."""
+    from repotool.publish.delegation import delegate
+    from repotool.publish.tree import RepositoryTree
+    from repotool.publish.workspace import Repository
+
+    c = _cli()
+    pubs = c._pubkeys(to)
+    if len({k.keyid for k in pubs}) != len(pubs):
+        raise UsageError("the same key is given twice with --to")
+    if not key:
+        raise UsageError("give the targets key with --key (and the online key to publish)")
+    signers = c._signers(key, passphrase_env, passphrase_file)
+    tree = RepositoryTree(directory)
+    tree.require()
+    wanted = tree.work / "delegations.json"
+    before = wanted.read_bytes() if wanted.exists() else None
+    name = delegate(tree, pattern, pubs, threshold)
+    try:
+        summary = Repository(directory).sign(signers, now=c._now())
+    except BaseException:  # nothing was published: nothing stays pending either
+        if before is None:
+            wanted.unlink(missing_ok=True)
+        else:
+            wanted.write_bytes(before)
+        raise
+    sys.stdout.write(f"delegated {pattern!r} to role {name}: threshold {threshold} of "
+                     f"{len(pubs)}\n")
+    for k in sorted(p.keyid for p in pubs):
+        sys.stdout.write(f"  {k}\n")
+    c._sign_report(summary, False)
+
+
+def delegations_doc(directory: Path) -> list[dict[str, Any]]:
+    from repotool.publish.delegation import describe
+    from repotool.publish.tree import RepositoryTree
+
+    return describe(RepositoryTree(directory))
+
+
+def print_delegations(rows: list[dict[str, Any]]) -> None:
+    for d in rows:
+        state = "" if d["published"] else " (not yet signed)"
+        sys.stdout.write(f"delegation {d['pattern']} -> {d['role']} (terminating): threshold "
+                         f"{d['threshold']} of {len(d['keys'])}{state}\n")
+        for k in d["keys"]:
+            sys.stdout.write(f"  {k}\n")
+
+
 def register(app: typer.Typer, repo_app: typer.Typer, source_app: typer.Typer) -> None:
     from repotool.cli import handled
 
     source_app.command("rekey")(handled(source_rekey))
+    repo_app.command("delegate")(handled(repo_delegate))

@@ -594,7 +594,25 @@ def _update_from(
             if view is not None and view.shards.get(sid) == meta:
                 continue  # unchanged since the last verified update: not re-read
             todo.append((sid, path, tf, shard_dir / f"{sha}.json"))
-        summaries = _fetch_shards(cfg.name, url, todo, fetcher)
+        # developer keys (repotool.delegated): delegated roles and their project indexes
+        from repotool import delegated as dlg
+
+        deleg, dev_versions, dev_items, dev_roles = dlg.delegated_docs(
+            cfg.name, url, meta_dir, view.gen / "metadata" if view is not None else None,
+            trusted, fetcher, ref, marks)
+        for sid, path, tf in dev_items:
+            sha = tf.hashes.get("sha256")
+            if not (isinstance(sha, str) and _HEX64.fullmatch(sha)) \
+                    or tf.length > fetcher.limits.shard_max_length:
+                raise FormatError(f"{cfg.name}: delegated index entry {path!r} is malformed")
+            shards[sid] = {"sha256": sha, "length": tf.length}
+            todo.append((sid, path, tf, shard_dir / f"{sha}.json"))  # always re-checked
+        new_versions.update(dev_versions)
+
+        def check_dev(sid: str, data: bytes) -> None:
+            dlg.check_project_doc(cfg.name, sid, data, dev_roles[sid[1:]])
+
+        summaries = _fetch_shards(cfg.name, url, todo, fetcher, check_dev)
         changed = (
             view is None
             or view.shards != shards
@@ -618,6 +636,9 @@ def _update_from(
                 if p["shard"] in shards and p["shard"] not in summaries
                 and view.shards.get(p["shard"]) == shards[p["shard"]]
             }
+        # a delegated project listed by a top-level shard (new or kept) is refused
+        for listed in [projects, *summaries.values()]:
+            dlg.check_shard_projects(cfg.name, deleg, listed)
         for summary in summaries.values():
             projects.update(summary)
         res.projects = len(projects)
@@ -654,7 +675,8 @@ def _update_from(
 
 
 def _fetch_shards(
-    source: str, url: str, todo: list[tuple[str, str, Any, Path]], fetcher: Fetcher
+    source: str, url: str, todo: list[tuple[str, str, Any, Path]], fetcher: Fetcher,
+    check_dev: Callable[[str, bytes], None] | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Verify (length, sha256) and summarize each shard in ``todo``, from the cache when
     a copy with the signed hash is there, else from ``url``: streamed into a temporary
@@ -694,6 +716,12 @@ def _fetch_shards(
             if data is None:
                 raise VerificationError(
                     f"{source}: index shard {path} changed in the cache once verified")
+        if sid.startswith("~") and check_dev is not None:  # a delegated project's index
+            from repotool.delegated import real_shard
+
+            summary = summarize(data, real_shard(sid))
+            check_dev(sid, data)
+            return sid, {n: {**p, "shard": sid} for n, p in summary.items()}
         return sid, summarize(data, sid)
 
     if len(todo) <= 1:

@@ -89,7 +89,11 @@ class SourceView:
                         f"cached index of source {self.cfg.name!r} is damaged",
                         f"run 'repotool clean {self.cfg.name}' and 'repotool update'",
                     )
-                self._shard_cache[sid] = Shard.from_bytes(data, sid)
+                from repotool.format.index import shard_of
+
+                # "~P": delegated project P's own index (repotool.delegated)
+                real = shard_of(sid[1:]) if sid.startswith("~") else sid
+                self._shard_cache[sid] = Shard.from_bytes(data, real)
         return self._shard_cache[sid]
 
     def expiry(self) -> tuple[str, datetime] | None:
@@ -131,7 +135,9 @@ class SourceView:
 
         if name not in self.projects:
             return None
-        return self.shard(shard_of(name)).projects.get(name)
+        sid = self.projects[name].get("shard")
+        return self.shard(sid if isinstance(sid, str) and sid.startswith("~")
+                          else shard_of(name)).projects.get(name)
 
 
 def load_view(home: Home, cfg: SourceConfig) -> SourceView | None:

@@ -156,8 +156,16 @@ class Signing:
             bins_role.threshold = tr.threshold
             delegations.keys = {k: root.keys[k] for k in tr.keyids}
 
-        # (3) apply pending changes to shards and pages
+        # developer keys (repotool.publish.delegation): the delegations wanted
+        from repotool.publish.delegation import Plan
+
+        plan = Plan(repo, pub)
+        if plan.changed:
+            plan.apply_to_targets(targets.signed)
+
+        # (3) apply pending changes to shards and pages; a delegated project's go to its role
         changes = apply_pending(repo, pub, self.pending, self.out)
+        plan.split(changes, self.out)
         self.summary.projects_changed = changes.projects
         changed_targets, shard_targets = changes.bin_targets, changes.shard_targets
 
@@ -175,6 +183,12 @@ class Signing:
                 bins[b].signed.targets.pop(path, None)
             else:
                 bins[b].signed.targets[path] = tf
+        if plan.changed:  # every bin carries the developer delegations, for TUF clients
+            for b in all_bins:
+                if b not in bins:
+                    bins[b] = repo.load_bin(pub, b)
+            for md in bins.values():
+                plan.apply_to_bin(md.signed)
         for path, tf in shard_targets.items():
             if tf is None:
                 targets.signed.targets.pop(path, None)
@@ -182,9 +196,10 @@ class Signing:
                 targets.signed.targets[path] = tf
         targets_changed = (
             pub is None or delegation_changed or bool(shard_targets) or root_changed
-            or "targets" in self.force
+            or "targets" in self.force or plan.changed
         )
-        snapshot_changed = targets_changed or bool(bins) or "snapshot" in self.force
+        snapshot_changed = (targets_changed or bool(bins) or bool(plan.roles)
+                            or "snapshot" in self.force)
 
         # (5) versions, expiries, signatures — bins, targets, snapshot, timestamp
         to_sign: list[tuple[str, Metadata[Any], Any]] = []
@@ -194,6 +209,10 @@ class Signing:
             md.signed.version += 1
             md.signed.expires = self._expiry("bins")
             to_sign.append((name, md, targets.signed))
+        for name, md in sorted(plan.roles.items()):
+            md.signed.version += 1
+            md.signed.expires = self._expiry("bins")
+            to_sign.append((name, md, plan.delegator()))
         if targets_changed:
             targets.signed.version += 1
             targets.signed.expires = self._expiry("targets")
@@ -208,7 +227,7 @@ class Signing:
                 snapshot.signed.meta["targets.json"] = MetaFile.from_data(
                     targets.signed.version, metadata_bytes(targets), ["sha256"]
                 )
-            for name, md in bins.items():
+            for name, md in [*bins.items(), *plan.roles.items()]:
                 snapshot.signed.meta[f"{name}.json"] = MetaFile.from_data(
                     md.signed.version, metadata_bytes(md), ["sha256"]
                 )
@@ -255,7 +274,9 @@ class Signing:
                 if old_root is not None:
                     allowed |= set(old_root.roles["root"].keyids)
             elif delegator is not None and isinstance(delegator, Targets):
-                allowed = set(bins_of(delegator).keyids)
+                d = delegator.delegations
+                allowed = (set(d.roles[name].keyids) if d is not None and d.roles
+                           else set(bins_of(delegator).keyids))
             else:
                 allowed = set(root.roles[name].keyids)
             if name != "root":
@@ -344,7 +365,7 @@ class Signing:
         for path in self.out.unlink_plain:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-        for name in ("pending.json", "root.json"):
+        for name in ("pending.json", "root.json", "delegations.json"):
             with contextlib.suppress(FileNotFoundError):
                 (self.repo.work / name).unlink()
         fsync_dir(self.repo.work)

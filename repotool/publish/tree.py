@@ -189,10 +189,11 @@ class RepositoryTree:
     def load_shard(self, pub: Published | None, shard: str) -> Shard:
         if pub is None:
             return Shard(shard)
+        from repotool.publish.delegation import merge_published
+
         tf = pub.targets.signed.targets.get(shard_path(shard))
-        if tf is None:
-            return Shard(shard)
-        return Shard.from_bytes(self.read_target(tf), shard)
+        sh = Shard(shard) if tf is None else Shard.from_bytes(self.read_target(tf), shard)
+        return merge_published(self, pub, sh)  # with the delegated projects of that shard
 
     def all_projects(self, pub: Published | None) -> set[str]:
         if pub is None:

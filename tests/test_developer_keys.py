@@ -1,0 +1,267 @@
+"""Developer keys (SPEC §6.2, PEP 480): a terminating delegation of projects to their
+developers' keys, end to end through the CLI and a client over path and http; and the
+attacks it stops, through ``update`` and ``download`` (issue 14's repotool-level
+delegation attack).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from attacks import (
+    RolePub,
+    current_files,
+    forge_targets,
+    keyring_digest,
+    load_md,
+    resign,
+    role_separated_repo,
+    write_md,
+)
+from builders import build_wheel
+from conftest import KeyPair, cli, make_key
+from tuf.api.metadata import MetaFile, TargetFile
+
+from repotool.format.delegations import role_name
+from repotool.format.index import FileEntry, Project, Shard, shard_of, shard_path
+from repotool.format.layout import dist_target_path, hashed_name
+from repotool.home import Home
+from repotool.proxy import RunningProxy, VerifiedIndex
+from repotool.transport import Limits
+
+pytest_plugins = ["attacks"]  # fixtures: ca, locations, pubs
+
+PATTERN = "team-*"
+ROLE = role_name(PATTERN)
+
+
+@dataclass
+class World:
+    pub: RolePub
+    dev: KeyPair
+    home: Path
+    dist: Path
+
+
+def _ok(*args: Any) -> str:
+    r = cli(*args)
+    assert r.exit_code == 0, r.output
+    return r.stdout
+
+
+def _release(w: World, version: str, *keys: KeyPair) -> Path:
+    whl = build_wheel(w.dist, "team-pkg", version)
+    _ok("repo", "add", w.pub.root, whl)
+    _ok("repo", "sign", w.pub.root, *[x for k in keys for x in ("--key", k.private)])
+    return whl
+
+
+@pytest.fixture(params=["path", "http"])
+def world(request: Any, tmp_path: Path, locations: Any) -> World:
+    pub = role_separated_repo(tmp_path / "sep")
+    dev = make_key(tmp_path / "dev", "dev")
+    w = World(pub, dev, tmp_path / "home", tmp_path / "dist")
+    out = _ok("repo", "delegate", pub.root, PATTERN, "--to", dev.public,
+              "--key", pub.targets_key.private, "--key", pub.online_key.private)
+    assert ROLE in out
+    # the first release also lists the project (simple/index.*, the targets keys' pages)
+    _release(w, "1.0", dev, pub.online_key, pub.targets_key)
+    loc = locations.serve(pub.root, request.param)
+    _ok("--home", w.home, "source", "add", "demo", loc.url, "--key", pub.root_key.public,
+        *loc.add_args)
+    _ok("--home", w.home, "update")
+    return w
+
+
+def _listing(w: World) -> list[str]:
+    return _ok("--home", w.home, "list").splitlines()
+
+
+def _refused(w: World, *words: str) -> str:
+    before = keyring_digest(w.home, "demo")
+    r = cli("--home", w.home, "update")
+    assert r.exit_code == 3, r.output
+    assert 1 <= len(r.stderr.strip().splitlines()) <= 2, r.stderr
+    for word in words:
+        assert word in r.stderr, r.stderr
+    assert keyring_digest(w.home, "demo") == before
+    return r.stderr
+
+
+def _republish_role(w: World, mutate: Any, *signers: Any) -> None:
+    """A new version of the developer role changed by ``mutate``, signed by ``signers``,
+    with a snapshot and timestamp naming it signed by the (stolen or honest) online key."""
+    meta = w.pub.root / "metadata"
+    files = current_files(w.pub.root)
+    snap = load_md(files["snapshot"])
+    v = snap.signed.meta[f"{ROLE}.json"].version
+    role = load_md(meta / f"{v}.{ROLE}.json")
+    mutate(role.signed)
+    role.signed.version += 1
+    rpath = meta / f"{role.signed.version}.{ROLE}.json"
+    write_md(rpath, resign(role, *signers))
+    snap.signed.version += 1
+    snap.signed.meta[f"{ROLE}.json"] = MetaFile.from_data(
+        role.signed.version, rpath.read_bytes(), ["sha256"])
+    spath = meta / f"{snap.signed.version}.snapshot.json"
+    online = w.pub.online_key.signer()
+    write_md(spath, resign(snap, online))
+    ts = load_md(meta / "timestamp.json")
+    ts.signed.version += 1
+    ts.signed.snapshot_meta = MetaFile.from_data(snap.signed.version, spath.read_bytes(),
+                                                 ["sha256"])
+    write_md(meta / "timestamp.json", resign(ts, online))
+
+
+def _evil(w: World, project: str, version: str) -> tuple[FileEntry, TargetFile, str]:
+    """A malicious wheel placed in the tree under its hash-prefixed name."""
+    whl = build_wheel(w.dist / "evil", project, version)
+    data = whl.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    path = dist_target_path(project, whl.name)
+    dest = w.pub.root / hashed_name(path, sha)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(data)
+    entry = FileEntry(whl.name, version, sha, len(data), None, (), "2026-01-01T00:00:00Z", False)
+    return entry, TargetFile(len(data), {"sha256": sha}, path), path
+
+
+def _put_target(w: World, path: str, data: bytes) -> TargetFile:
+    tf = TargetFile.from_data(path, data, ["sha256"])
+    dest = w.pub.root / hashed_name(path, tf.hashes["sha256"])
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(data)
+    return tf
+
+
+# ---- the developer's workflow ------------------------------------------------------------
+
+
+def test_developer_publishes_with_own_key_and_online_key(world: World, tmp_path: Path) -> None:
+    w = world
+    keys = json.loads(_ok("repo", "keys", w.pub.root, "--json"))
+    [d] = keys["delegations"]
+    assert d["pattern"] == PATTERN and d["keys"] == [w.dev.fingerprint] and d["published"]
+    assert f"delegation {PATTERN} -> {ROLE} (terminating)" in _ok("repo", "keys", w.pub.root)
+    # later releases: the developer's key and the online key, no targets key
+    whl = _release(w, "1.1", w.dev, w.pub.online_key)
+    _ok("--home", w.home, "update")
+    assert any(line.startswith("team-pkg\t1.1") for line in _listing(w))
+    out = tmp_path / "dl"
+    _ok("--home", w.home, "download", "team-pkg==1.1", "-d", out)
+    assert (out / whl.name).read_bytes() == whl.read_bytes()
+    assert "demo" in _ok("--home", w.home, "verify", out / whl.name)
+    with RunningProxy(VerifiedIndex(Home(w.home), Limits())) as proxy:  # pip's view
+        with urllib.request.urlopen(f"{proxy.url.rstrip('/')}/simple/team-pkg/") as resp:
+            page = resp.read().decode()
+        assert whl.name in page and hashlib.sha256(whl.read_bytes()).hexdigest() in page
+    # the repository's own keys cannot sign a delegated project's release
+    _ok("repo", "add", w.pub.root, build_wheel(w.dist, "team-pkg", "1.2"))
+    r = cli("repo", "sign", w.pub.root, "--key", w.pub.targets_key.private,
+            "--key", w.pub.online_key.private)
+    assert r.exit_code == 3 and ROLE in r.stderr and w.dev.fingerprint in r.stderr, r.output
+    # the project index is the developer role's target, not in any top-level shard
+    tmd = load_md(current_files(w.pub.root)["targets"])
+    assert shard_path(shard_of("team-pkg")) not in tmd.signed.targets
+    assert "0 problem(s)" in _ok("repo", "check", w.pub.root)
+
+
+# ---- attacks -------------------------------------------------------------------------------
+
+
+def test_stolen_online_key_cannot_change_delegated_project_file(world: World) -> None:
+    w = world
+    old = _listing(w)
+    _entry, tf, _path = _evil(w, "team-pkg", "1.0")
+
+    def swap(role: Any) -> None:  # the 1.0 wheel's entry now names the attacker's bytes
+        for p in list(role.targets):
+            if p.startswith("files/team-pkg/"):
+                role.targets[p] = TargetFile(tf.length, tf.hashes, p)
+
+    _republish_role(w, swap, w.pub.online_key.signer())
+    _refused(w, f"delegated role {ROLE}", "not signed by 1 of its developer keys")
+    assert _listing(w) == old
+    r = cli("--home", w.home, "download", "team-pkg==1.0", "-d", w.home.parent / "dl")
+    # the failed update is not fallen through: no attacker's byte, a refusal (exit 3)
+    assert r.exit_code == 3 and "could not be updated" in r.stderr, r.output
+
+
+def test_stolen_targets_key_cannot_add_file_to_delegated_project(world: World) -> None:
+    w = world
+    old = _listing(w)
+    entry, _tf, _path = _evil(w, "team-pkg", "9.0")
+    sid = shard_of("team-pkg")
+
+    def add(targets: Any) -> None:  # the project in a top-level shard, signed by targets
+        sh = Shard(sid)
+        sh.projects["team-pkg"] = Project("team-pkg", "evil", [entry])
+        targets.targets[shard_path(sid)] = _put_target(w, shard_path(sid), sh.to_bytes())
+
+    forge_targets(w.pub.root, add, w.pub.targets_key.signer(), w.pub.online_key.signer())
+    _refused(w, "project team-pkg is delegated", "only the developer keys")
+    assert _listing(w) == old
+    r = cli("--home", w.home, "download", "team-pkg==9.0", "-d", w.home.parent / "dl")
+    assert r.exit_code == 3 and not (w.home.parent / "dl").exists(), r.output
+
+
+def test_developer_key_cannot_vouch_outside_its_pattern(world: World) -> None:
+    w = world
+    old = _listing(w)
+    entry, tf, path = _evil(w, "demo-pkg", "9.0")  # the repository's own project
+
+    def outside(role: Any) -> None:
+        sh = Shard(shard_of("demo-pkg"))
+        sh.projects["demo-pkg"] = Project("demo-pkg", "evil", [entry])
+        role.targets[path] = tf
+        ipath = "index/projects/demo-pkg.json"
+        role.targets[ipath] = _put_target(w, ipath, sh.to_bytes())
+
+    _republish_role(w, outside, w.dev.signer())
+    _refused(w, "outside its projects team-*")
+    assert _listing(w) == old
+
+
+def test_developer_role_file_without_index_match_refused(world: World) -> None:
+    """The project index a developer role lists must match its own file targets."""
+    w = world
+    entry, _tf, _path = _evil(w, "team-pkg", "9.0")
+    role_md = copy.deepcopy(load_md(w.pub.root / "metadata" / f"1.{ROLE}.json"))
+    ipath = "index/projects/team-pkg.json"
+    itf = role_md.signed.targets[ipath]
+    doc = Shard.from_bytes((w.pub.root / hashed_name(ipath, itf.hashes["sha256"])).read_bytes(),
+                           shard_of("team-pkg"))
+    doc.projects["team-pkg"].files.append(entry)  # listed in the index, not as a target
+
+    def index_only(role: Any) -> None:
+        role.targets[ipath] = _put_target(w, ipath, doc.to_bytes())
+
+    _republish_role(w, index_only, w.dev.signer())
+    _refused(w, "not vouched for by its developer role")
+
+
+def test_python_tuf_walks_bin_to_developer_role(world: World, tmp_path: Path) -> None:
+    """A generic TUF client reaches a delegated file by path: targets → its bin → the
+    developer role (terminating), verified with the developer's key."""
+    from servers import RepoServer
+    from tuf.ngclient import Updater
+
+    w = world
+    whl = _release(w, "1.1", w.dev, w.pub.online_key)
+    (tmp_path / "meta").mkdir()
+    (tmp_path / "dl").mkdir()
+    with RepoServer(w.pub.root) as srv:
+        up = Updater(str(tmp_path / "meta"), srv.url + "metadata/", str(tmp_path / "dl"),
+                     srv.url, bootstrap=(w.pub.root / "metadata/1.root.json").read_bytes())
+        up.refresh()
+        info = up.get_targetinfo(dist_target_path("team-pkg", whl.name))
+        assert info is not None
+        assert Path(up.download_target(info)).read_bytes() == whl.read_bytes()
+        assert (tmp_path / "meta" / f"{ROLE}.json").exists()  # vouched for by that role
