@@ -412,6 +412,12 @@ def _sign_report(summary: Any, as_json: bool) -> None:
     if as_json:
         _print_json(summary.to_dict())
         return
+    if summary.prepared:  # a developer without the online key (repo delegate)
+        roles = ", ".join(f"{k} v{n}" for k, n in sorted(summary.prepared.items()))
+        sys.stdout.write(f"prepared: {roles}, signed by its developer key(s) and kept in the "
+                         "workspace; nothing is published until the online key signs "
+                         "('repotool repo sign DIR --key ONLINE')\n")
+        return
     v = summary.versions
     bins = {k: n for k, n in v.items() if k.startswith("bins-")}
     parts = [f"{r} v{v[r]}" for r in ("root", "targets", "snapshot", "timestamp") if r in v]

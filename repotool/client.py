@@ -608,6 +608,9 @@ def _update_from(
             shards[sid] = {"sha256": sha, "length": tf.length}
             todo.append((sid, path, tf, shard_dir / f"{sha}.json"))  # always re-checked
         new_versions.update(dev_versions)
+        res.notices += dlg.delegation_notices(
+            cfg.name, view.gen / "metadata" / "targets.json" if view is not None else None,
+            deleg)
 
         def check_dev(sid: str, data: bytes) -> None:
             dlg.check_project_doc(cfg.name, sid, data, dev_roles[sid[1:]])

@@ -34,8 +34,8 @@ from repotool.format.delegations import (
     parse,
 )
 
-__all__ = ["check_project_doc", "check_shard_projects", "delegated_docs", "pseudo_shard",
-           "real_shard"]
+__all__ = ["check_project_doc", "check_shard_projects", "delegated_docs",
+           "delegation_notices", "pseudo_shard", "real_shard"]
 
 
 def pseudo_shard(project: str) -> str:
@@ -182,3 +182,39 @@ def check_shard_projects(source: str, doc: dict[str, Any],
                 f"index shard {p.get('shard')} lists it: only the developer keys may vouch "
                 "for its files (a stolen targets key?)",
                 "ask the publisher; nothing was accepted")
+
+
+def delegation_notices(source: str, old_targets: Path | None, new: dict[str, Any]) -> list[str]:
+    """One line per delegation that appeared, changed keys or threshold, or went away
+    since the last verified targets (``old_targets``, the previous generation's copy):
+    a re-delegation by the targets keys is announced, never silent."""
+    if old_targets is None:
+        return []
+    try:
+        from tuf.api.metadata import Metadata
+
+        md: Any = Metadata.from_bytes(old_targets.read_bytes())
+        old = parse(md.signed)
+    except Exception:
+        return []
+    before = {r["pattern"]: r for r in old["roles"]}
+    after = {r["pattern"]: r for r in new["roles"]}
+    out = []
+    for pattern in sorted(set(before) | set(after)):
+        o, n = before.get(pattern), after.get(pattern)
+        if o == n:
+            continue
+        if o is None:
+            assert n is not None
+            out.append(f"{source}: projects {pattern} delegated to developer key(s) "
+                       + ", ".join(n["keyids"]) + f" (threshold {n['threshold']})")
+        elif n is None:
+            out.append(f"{source}: delegation of projects {pattern} removed: the "
+                       "repository's own keys vouch for them again")
+        else:
+            bits = [f"+ {k}" for k in n["keyids"] if k not in o["keyids"]]
+            bits += [f"- {k}" for k in o["keyids"] if k not in n["keyids"]]
+            if o["threshold"] != n["threshold"]:
+                bits.append(f"threshold {o['threshold']}\u2192{n['threshold']}")
+            out.append(f"developer keys of {pattern} in {source} changed: " + ", ".join(bits))
+    return out

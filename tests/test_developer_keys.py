@@ -65,6 +65,17 @@ def _release(w: World, version: str, *keys: KeyPair) -> Path:
 
 @pytest.fixture(params=["path", "http"])
 def world(request: Any, tmp_path: Path, locations: Any) -> World:
+    """Over path and http: the attacks and the developer's workflow."""
+    return _world(tmp_path, locations, request.param)
+
+
+@pytest.fixture
+def world1(tmp_path: Path, locations: Any) -> World:
+    """One transport, for the tests the transport does not change."""
+    return _world(tmp_path, locations, "path")
+
+
+def _world(tmp_path: Path, locations: Any, kind: str) -> World:
     pub = role_separated_repo(tmp_path / "sep")
     dev = make_key(tmp_path / "dev", "dev")
     w = World(pub, dev, tmp_path / "home", tmp_path / "dist")
@@ -73,7 +84,7 @@ def world(request: Any, tmp_path: Path, locations: Any) -> World:
     assert ROLE in out
     # the first release also lists the project (simple/index.*, the targets keys' pages)
     _release(w, "1.0", dev, pub.online_key, pub.targets_key)
-    loc = locations.serve(pub.root, request.param)
+    loc = locations.serve(pub.root, kind)
     _ok("--home", w.home, "source", "add", "demo", loc.url, "--key", pub.root_key.public,
         *loc.add_args)
     _ok("--home", w.home, "update")
@@ -173,6 +184,35 @@ def test_developer_publishes_with_own_key_and_online_key(world: World, tmp_path:
     assert "0 problem(s)" in _ok("repo", "check", w.pub.root)
 
 
+def test_developer_prepares_online_signer_publishes(world1: World) -> None:
+    """The developer signs without the online key; nothing is visible until the online
+    signer's own run publishes exactly what the developer signed."""
+    w = world1
+    whl = build_wheel(w.dist, "team-pkg", "1.1")
+    _ok("repo", "add", w.pub.root, whl)
+    ts_before = (w.pub.root / "metadata" / "timestamp.json").read_bytes()
+    out = _ok("repo", "sign", w.pub.root, "--key", w.dev.private)
+    assert f"prepared: {ROLE} v2" in out, out
+    assert (w.pub.root / "metadata" / "timestamp.json").read_bytes() == ts_before
+    assert not (w.pub.root / "metadata" / f"2.{ROLE}.json").exists()
+    _ok("--home", w.home, "update")
+    assert not any(line.startswith("team-pkg\t1.1") for line in _listing(w))
+    # a prepared role changed after the developer signed it is not published
+    prepared = w.pub.root / ".repotool" / "prepared" / f"{ROLE}.json"
+    good = prepared.read_bytes()
+    md = load_md(prepared)
+    md.signed.targets.popitem()
+    write_md(prepared, md)  # same signature, other content
+    r = cli("repo", "sign", w.pub.root, "--key", w.pub.online_key.private)
+    assert r.exit_code == 3 and w.dev.fingerprint in r.stderr, r.output
+    prepared.write_bytes(good)
+    out = _ok("repo", "sign", w.pub.root, "--key", w.pub.online_key.private)
+    assert f"{ROLE} v2" in out, out
+    assert not prepared.exists()
+    _ok("--home", w.home, "update")
+    assert any(line.startswith("team-pkg\t1.1") for line in _listing(w))
+
+
 # ---- attacks -------------------------------------------------------------------------------
 
 
@@ -229,9 +269,9 @@ def test_developer_key_cannot_vouch_outside_its_pattern(world: World) -> None:
     assert _listing(w) == old
 
 
-def test_developer_role_file_without_index_match_refused(world: World) -> None:
+def test_developer_role_file_without_index_match_refused(world1: World) -> None:
     """The project index a developer role lists must match its own file targets."""
-    w = world
+    w = world1
     entry, _tf, _path = _evil(w, "team-pkg", "9.0")
     role_md = copy.deepcopy(load_md(w.pub.root / "metadata" / f"1.{ROLE}.json"))
     ipath = "index/projects/team-pkg.json"
@@ -247,13 +287,13 @@ def test_developer_role_file_without_index_match_refused(world: World) -> None:
     _refused(w, "not vouched for by its developer role")
 
 
-def test_python_tuf_walks_bin_to_developer_role(world: World, tmp_path: Path) -> None:
+def test_python_tuf_walks_bin_to_developer_role(world1: World, tmp_path: Path) -> None:
     """A generic TUF client reaches a delegated file by path: targets → its bin → the
     developer role (terminating), verified with the developer's key."""
     from servers import RepoServer
     from tuf.ngclient import Updater
 
-    w = world
+    w = world1
     whl = _release(w, "1.1", w.dev, w.pub.online_key)
     (tmp_path / "meta").mkdir()
     (tmp_path / "dl").mkdir()
@@ -265,3 +305,24 @@ def test_python_tuf_walks_bin_to_developer_role(world: World, tmp_path: Path) ->
         assert info is not None
         assert Path(up.download_target(info)).read_bytes() == whl.read_bytes()
         assert (tmp_path / "meta" / f"{ROLE}.json").exists()  # vouched for by that role
+
+
+def test_redelegation_by_targets_key_is_announced(world1: World, tmp_path: Path) -> None:
+    """What a targets key CAN do: re-delegate (here with the online key and a new
+    developer key). It is signed, visible in 'repo keys', and announced on update."""
+    w = world1
+    new_dev = make_key(tmp_path / "newdev", "dev")
+    r = cli("repo", "delegate", w.pub.root, PATTERN, "--to", new_dev.public,
+            "--key", w.pub.targets_key.private, "--key", w.pub.online_key.private)
+    assert r.exit_code == 3 and new_dev.fingerprint in r.stderr, r.output  # must re-sign
+    _ok("repo", "delegate", w.pub.root, PATTERN, "--to", new_dev.public,
+        "--key", w.pub.targets_key.private, "--key", w.pub.online_key.private,
+        "--key", new_dev.private)
+    [d] = json.loads(_ok("repo", "keys", w.pub.root, "--json"))["delegations"]
+    assert d["keys"] == [new_dev.fingerprint]
+    r = cli("--home", w.home, "update")
+    assert r.exit_code == 0, r.output
+    assert (f"developer keys of {PATTERN} in demo changed: + {new_dev.fingerprint}, "
+            f"- {w.dev.fingerprint}") in r.stderr, r.stderr
+    again = cli("--home", w.home, "update")
+    assert "changed" not in again.stderr, again.output

@@ -171,12 +171,44 @@ class Plan:
                      else {"keys": {}, "roles": []})
         self.wanted = _wanted(self.tree, self.pub)
         self.changed = self.wanted != published
+        # a role whose keys or threshold changed is re-signed by its new keys
+        old = {r["name"]: (r["keyids"], r["threshold"]) for r in published["roles"]}
+        for r in self.wanted["roles"]:
+            name = r["name"]
+            if name in old and old[name] != (r["keyids"], r["threshold"]) and self.pub \
+                    and f"{name}.json" in self.pub.snapshot.signed.meta:
+                self._role(name)
 
     def apply_to_targets(self, targets: Targets) -> None:
         if self.wanted["roles"]:
             targets.unrecognized_fields[FIELD] = self.wanted
         else:
             targets.unrecognized_fields.pop(FIELD, None)
+
+    def prepared(self, name: str, md: Metadata[Targets]) -> Metadata[Targets] | None:
+        """The role a developer signed earlier without the online key
+        (``.repotool/prepared/NAME.json``), if it is exactly what this sign computed
+        (version, targets) and meets the delegation's threshold; else None."""
+        p = self.tree.work / "prepared" / f"{name}.json"
+        try:
+            pre: Metadata[Any] = Metadata.from_bytes(p.read_bytes())
+        except (OSError, ValueError):
+            return None
+        s: Any = pre.signed
+        new = md.signed
+        if not (isinstance(s, Targets) and s.version == new.version
+                and s.targets == new.targets and s.delegations == new.delegations):
+            return None
+        if not delegator(self.wanted).get_verification_result(
+                name, pre.signed_bytes, pre.signatures).verified:
+            return None
+        return pre
+
+    def save_prepared(self) -> None:
+        from repotool.publish.tree import metadata_bytes
+
+        for name, md in self.roles.items():
+            atomic_write(self.tree.work / "prepared" / f"{name}.json", metadata_bytes(md))
 
     def apply_to_bin(self, bin_role: Targets) -> None:
         """A bin delegates the delegated projects' paths on (terminating), so a TUF

@@ -60,14 +60,18 @@ class SignSummary:
     bytes: int = 0
     versions: dict[str, int] = field(default_factory=dict)  # role -> new version
     projects_changed: int = 0
+    prepared: dict[str, int] = field(default_factory=dict)  # developer role -> version
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "files": self.files,
             "bytes": self.bytes,
             "versions": dict(sorted(self.versions.items())),
             "projects_changed": self.projects_changed,
         }
+        if self.prepared:
+            doc["prepared"] = dict(sorted(self.prepared.items()))
+        return doc
 
 
 def sign(
@@ -109,6 +113,7 @@ class Signing:
         self.out = Outputs(repo.root)  # everything to write, once every role is checked
         self.summary = SignSummary()
         self._used: set[str] = set()
+        self._presigned: set[str] = set()  # developer roles prepared by their developer
         self._signed: list[tuple[str, Metadata[Any], Any, Root, Root | None]] = []
 
     def _expiry(self, role: str) -> datetime:
@@ -212,6 +217,10 @@ class Signing:
         for name, md in sorted(plan.roles.items()):
             md.signed.version += 1
             md.signed.expires = self._expiry("bins")
+            pre = plan.prepared(name, md)  # signed earlier by the developer, same content
+            if pre is not None:
+                plan.roles[name] = md = pre
+                self._presigned.add(name)
             to_sign.append((name, md, plan.delegator()))
         if targets_changed:
             targets.signed.version += 1
@@ -242,7 +251,16 @@ class Signing:
             snapshot.signed.version, metadata_bytes(snapshot), ["sha256"]
         )
         self._sign_all([("timestamp", timestamp, root)], root, old_root)
-        self._check_missing()
+        try:
+            self._check_missing()
+        except VerificationError:
+            # a developer without the online key: their role is signed, only snapshot and
+            # timestamp are missing -> kept in the workspace for the online signer
+            if plan.roles and self._short_of() <= {"snapshot", "timestamp"}:
+                plan.save_prepared()
+                self.summary.prepared = {n: md.signed.version for n, md in plan.roles.items()}
+                return self.summary
+            raise
 
         # (6) write: targets, versioned metadata, root, timestamp last
         meta = repo.meta
@@ -279,6 +297,9 @@ class Signing:
                            else set(bins_of(delegator).keyids))
             else:
                 allowed = set(root.roles[name].keyids)
+            if name in self._presigned:
+                self._signed.append((name, md, delegator, root, old_root))
+                continue
             if name != "root":
                 md.signatures.clear()
             for s in self.signers:
@@ -286,6 +307,22 @@ class Signing:
                     md.sign(s, append=True)
                     self._used.add(s.public_key.keyid)
             self._signed.append((name, md, delegator, root, old_root))
+
+    def _short_of(self) -> set[str]:
+        """The roles that do not meet their threshold."""
+        out = set()
+        for name, md, delegator, root, old_root in self._signed:
+            payload = md.signed_bytes
+            if name == "root":
+                res = md.signed.get_root_verification_result(old_root, payload, md.signatures)
+                ok = res.verified
+            elif isinstance(delegator, Targets):
+                ok = delegator.get_verification_result(name, payload, md.signatures).verified
+            else:
+                ok = root.get_verification_result(name, payload, md.signatures).verified
+            if not ok:
+                out.add(name)
+        return out
 
     def _check_missing(self) -> None:
         """(7) Check every role meets its threshold — and verify our own output."""
@@ -365,6 +402,7 @@ class Signing:
         for path in self.out.unlink_plain:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+        shutil.rmtree(self.repo.work / "prepared", ignore_errors=True)
         for name in ("pending.json", "root.json", "delegations.json"):
             with contextlib.suppress(FileNotFoundError):
                 (self.repo.work / name).unlink()
