@@ -418,7 +418,7 @@ def _unchanged(cfg: SourceConfig, state: dict[str, Any], probe: Probe, ref: date
     digest, expires = state.get("timestamp_sha256"), state.get("expires")
     versions = state.get("versions")
     if not (isinstance(digest, str) and _HEX64.fullmatch(digest)) \
-            or not isinstance(expires, dict) or len(expires) != 4 \
+            or not isinstance(expires, dict) or len(expires) < 4 \
             or not isinstance(versions, dict) or type(versions.get("root")) is not int:
         return False
     try:
@@ -471,6 +471,7 @@ class _Verified:
 
         self._roles = {role: Metadata.from_bytes((meta_dir / f"{role}.json").read_bytes()).signed
                        for role in ("root", "timestamp", "snapshot", "targets")}
+        self.extra_expires: dict[str, str] = {}  # delegated roles (repotool.delegated)
 
     def __getitem__(self, role: str) -> Any:
         return self._roles[role]
@@ -785,8 +786,9 @@ def _commit_keyring(
         "index": index,
         "timestamp_sha256": hashlib.sha256((meta_dir / "timestamp.json").read_bytes())
         .hexdigest(),
-        "expires": {r: trusted[r].expires.isoformat()
-                    for r in ("root", "timestamp", "snapshot", "targets")},
+        "expires": {**{r: trusted[r].expires.isoformat()
+                       for r in ("root", "timestamp", "snapshot", "targets")},
+                    **getattr(trusted, "extra_expires", {})},
     }
     if keyring_state(home, name) != state:
         atomic_write(kr / "state.json", json.dumps(state, sort_keys=True).encode())

@@ -72,6 +72,8 @@ def delegated_docs(
     versions: dict[str, int] = {}
     items: list[tuple[str, str, Any]] = []
     by_project: dict[str, Any] = {}
+    # the keyring records the roles' expiry: verified state is frozen once one passed
+    expires: dict[str, str] = trusted.extra_expires
     cap = fetcher.limits.metadata_max_length
     for r in doc["roles"]:
         name = r["name"]
@@ -142,6 +144,7 @@ def delegated_docs(
                 by_project[project] = role
         (meta_dir / f"{name}.json").write_bytes(data)
         versions[name] = role.version
+        expires[name] = role.expires.isoformat()
     return doc, versions, items, by_project
 
 

@@ -100,10 +100,10 @@ class SourceView:
         """The top-level role that expires first and when, as the keyring recorded it at
         the last verified update; None when that record is missing or malformed (which
         counts as expired: fail closed, 'update' writes it again)."""
-        if not isinstance(self.expires, dict) or set(self.expires) != set(_ROLES):
+        if not isinstance(self.expires, dict) or not set(_ROLES) <= set(self.expires):
             return None
         first: tuple[str, datetime] | None = None
-        for role in _ROLES:
+        for role in [*_ROLES, *sorted(set(self.expires) - set(_ROLES))]:  # + delegated roles
             try:
                 t = datetime.fromisoformat(self.expires[role])
             except (TypeError, ValueError):

@@ -326,3 +326,48 @@ def test_redelegation_by_targets_key_is_announced(world1: World, tmp_path: Path)
             f"- {w.dev.fingerprint}") in r.stderr, r.stderr
     again = cli("--home", w.home, "update")
     assert "changed" not in again.stderr, again.output
+
+
+def test_freeze_expired_developer_role_refused(world1: World) -> None:
+    """A developer role past its expiry is refused (the online key keeps re-signing
+    snapshot and timestamp, but cannot refresh the developer's role)."""
+    from datetime import UTC, datetime, timedelta
+
+    w = world1
+    old = _listing(w)
+    _ok("repo", "add", w.pub.root, build_wheel(w.dist, "team-pkg", "1.1"))
+    past = datetime.now(UTC) - timedelta(hours=1)
+    summary = w.pub.repo.sign([w.dev.signer()], now=past, expires=60)  # prepared
+    assert summary.prepared == {ROLE: 2}
+    _ok("repo", "sign", w.pub.root, "--key", w.pub.online_key.private)
+    err = _refused(w, f"delegated role {ROLE} expired on")
+    assert (past + timedelta(seconds=60)).strftime("%Y-%m-%d %H:%M") in err, err
+    assert _listing(w) == old
+    state = json.loads((w.home / "sources/demo/keyring/state.json").read_bytes())
+    assert ROLE in state["expires"]  # recorded with the top-level roles' expiry
+
+
+def test_freeze_verified_state_expires_with_developer_role(world1: World) -> None:
+    """The keyring records the developer role's expiry: once it passes, the verified
+    state is not handed out (download refuses) until an update brings a fresh one."""
+    from repotool.home import Home as _Home
+    from repotool.state import load_view
+
+    w = world1
+    kr_state = w.home / "sources/demo/keyring/state.json"
+    state = json.loads(kr_state.read_bytes())
+    assert ROLE in state["expires"]
+    state["expires"][ROLE] = "2000-01-01T00:00:00+00:00"  # as if it had run out since
+    kr_state.write_text(json.dumps(state))
+    home = _Home(w.home)
+    view = load_view(home, home.source("demo"))
+    assert view is not None
+    assert view.expired(datetime_now()) == f"{ROLE} metadata expired on 2000-01-01 00:00:00 UTC"
+    r = cli("--home", w.home, "download", "team-pkg", "-d", w.home.parent / "dl")
+    assert r.exit_code == 3 and "expired" in r.stderr, r.output
+
+
+def datetime_now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
