@@ -181,7 +181,11 @@ def test_developer_publishes_with_own_key_and_online_key(world: World, tmp_path:
     # the project index is the developer role's target, not in any top-level shard
     tmd = load_md(current_files(w.pub.root)["targets"])
     assert shard_path(shard_of("team-pkg")) not in tmd.signed.targets
-    assert "0 problem(s)" in _ok("repo", "check", w.pub.root)
+    report = _ok("repo", "check", w.pub.root)
+    assert "3 distribution file(s): 0 problem(s)" in report, report  # delegated ones too
+    (w.pub.root / "files" / "team-pkg" / whl.name).write_bytes(b"not the wheel")
+    r = cli("repo", "check", w.pub.root)
+    assert r.exit_code == 3 and f"files/team-pkg/{whl.name}" in r.output, r.output
 
 
 def test_developer_prepares_online_signer_publishes(world1: World) -> None:

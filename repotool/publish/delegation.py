@@ -283,3 +283,46 @@ class Plan:
                     out.writes.append((target_disk_path(self.tree.root, ipath,
                                                         itf.hashes["sha256"]), data))
                     role.targets[ipath] = itf
+
+
+def check_delegations(up: Any, ts: Any, report: Any) -> tuple[dict[str, Any], list[Any],
+                                                              dict[str, Any]]:
+    """``repo check``'s part: the delegations in targets parse, every bin carries them,
+    and each published developer role verifies through python-tuf (``up``) as a TUF
+    client reaches it, from a bin. Returns the roles' targets, their project indexes
+    (path, TargetFile) and the delegations."""
+    from tuf.api import exceptions as tuf_exc
+
+    from repotool.errors import RepotoolError
+    from repotool.format.delegations import parse
+
+    try:
+        doc = parse(ts.targets)
+    except RepotoolError as e:
+        report.problems.append(e.message)
+        return {}, [], {"keys": {}, "roles": []}
+    if not doc["roles"]:
+        return {}, [], doc
+    want = delegator(doc).delegations
+    bins = ts.targets.delegations.succinct_roles
+    names = list(bins.get_roles())
+    wrong = [b for b in names if ts[b].delegations != want]
+    if wrong:
+        report.problems.append(f"{', '.join(wrong[:3])}{' …' if len(wrong) > 3 else ''}: "
+                               "bin delegation differs from the delegations in targets")
+    targets: dict[str, Any] = {}
+    indexes: list[Any] = []
+    for r in doc["roles"]:
+        name = r["name"]
+        if f"{name}.json" not in ts.snapshot.meta:
+            continue  # delegated, nothing published yet
+        try:
+            up._load_targets(name, names[0])
+        except (tuf_exc.RepositoryError, tuf_exc.DownloadError, RepotoolError) as e:
+            report.problems.append(f"{name} ({r['pattern']}): {e}")
+            continue
+        for path, tf in ts[name].targets.items():
+            targets[path] = tf
+            if path.startswith(PROJECT_INDEX_DIR + "/"):
+                indexes.append((path, tf))
+    return targets, indexes, doc
