@@ -375,3 +375,35 @@ def datetime_now() -> Any:
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
+
+
+def test_delegating_a_published_project_moves_it_to_the_developer_role(
+    world1: World, tmp_path: Path
+) -> None:
+    """demo-pkg was published by the repository's own keys; delegating it moves its
+    files, pages and index entry into the new role, signed by the developer then."""
+    w = world1
+    dev2 = make_key(tmp_path / "dev2", "dev")
+    base = ("repo", "delegate", w.pub.root, "demo-*", "--to", dev2.public,
+            "--key", w.pub.targets_key.private, "--key", w.pub.online_key.private)
+    r = cli(*base)
+    assert r.exit_code == 3 and dev2.fingerprint in r.stderr, r.output
+    _ok(*base, "--key", dev2.private)
+    role = role_name("demo-*")
+    tmd = load_md(current_files(w.pub.root)["targets"])
+    assert shard_path(shard_of("demo-pkg")) not in tmd.signed.targets
+    snap = load_md(current_files(w.pub.root)["snapshot"])
+    dmd = load_md(w.pub.root / "metadata" / f"{snap.signed.meta[f'{role}.json'].version}."
+                  f"{role}.json")
+    assert sorted(dmd.signed.targets) == [
+        "files/demo-pkg/demo_pkg-1.0-py3-none-any.whl", "index/projects/demo-pkg.json",
+        "simple/demo-pkg/index.html", "simple/demo-pkg/index.json"]
+    assert "0 problem(s)" in _ok("repo", "check", w.pub.root)
+    _ok("--home", w.home, "update")
+    assert any(line.startswith("demo-pkg\t1.0") for line in _listing(w))
+    _ok("--home", w.home, "download", "demo-pkg==1.0", "-d", tmp_path / "dl")
+    # from now on a release of demo-pkg needs dev2's key
+    _ok("repo", "add", w.pub.root, build_wheel(w.dist, "demo-pkg", "1.1"))
+    r = cli("repo", "sign", w.pub.root, "--key", w.pub.targets_key.private,
+            "--key", w.pub.online_key.private)
+    assert r.exit_code == 3 and dev2.fingerprint in r.stderr, r.output

@@ -86,14 +86,6 @@ def delegate(tree: RepositoryTree, pattern: str, keys: list[Key], threshold: int
         pub = tree.published()
         doc = _wanted(tree, pub)
         name = role_name(pattern)
-        taken = sorted(p for p in tree.all_projects(pub) if fnmatch.fnmatchcase(p, pattern))
-        known = {r["pattern"] for r in doc["roles"]}
-        if taken and pattern not in known:
-            raise UserError(
-                f"project(s) {', '.join(taken[:5])} matching {pattern!r} are already "
-                "published by the repository's own keys",
-                "delegate a project before its first release (moving published projects "
-                "to a developer role is not supported yet)")
         for r in doc["roles"]:
             if r["pattern"] != pattern and _overlap(r["pattern"], pattern):
                 raise UserError(f"pattern {pattern!r} overlaps the delegation of "
@@ -212,9 +204,17 @@ class Plan:
 
     def apply_to_bin(self, bin_role: Targets) -> None:
         """A bin delegates the delegated projects' paths on (terminating), so a TUF
-        client's walk targets → bin → developer role finds their files."""
+        client's walk targets → bin → developer role finds their files; the files and
+        pages of a project published before its delegation move from the bin to the
+        role (so its first delegated sign needs the developer keys too)."""
         bin_role.delegations = delegator(self.wanted).delegations if self.wanted["roles"] \
             else None
+        for path in list(bin_role.targets):
+            parts = path.split("/")
+            if parts[0] in ("files", "simple") and len(parts) == 3:
+                r = matching_role(self.wanted, parts[1])
+                if r is not None:
+                    self._role(r["name"]).signed.targets[path] = bin_role.targets.pop(path)
 
     def delegator(self) -> Targets:
         return delegator(self.wanted)
@@ -245,6 +245,23 @@ class Plan:
                     else:
                         role.targets[path] = tf
         before = self.pub.targets.signed.targets if self.pub else {}
+        # projects published before their delegation: their shard is rewritten without
+        # them (below), their index goes to the role
+        if self.changed and self.pub is not None:
+            from repotool.format.index import shard_path
+
+            for path in list(before):
+                if not path.startswith("index/") or path.startswith(PROJECT_INDEX_DIR + "/") \
+                        or path in changes.shard_targets:
+                    continue
+                sid = path[len("index/"):-len(".json")]
+                sh = self.tree.load_shard(self.pub, sid)
+                if any(matching_role(self.wanted, n) for n in sh.projects):
+                    data = sh.to_bytes()
+                    tf0 = TargetFile.from_data(shard_path(sid), data, ["sha256"])
+                    out.writes.append((target_disk_path(self.tree.root, path,
+                                                        tf0.hashes["sha256"]), data))
+                    changes.shard_targets[path] = tf0
         for path, tf in list(changes.shard_targets.items()):
             if tf is None:
                 continue
