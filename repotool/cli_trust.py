@@ -43,6 +43,9 @@ def show_history(home: Any, name: str, as_json: bool) -> None:
         sys.stdout.write(f"{name}: no history recorded (source added before repotool kept "
                          "one)\n")
     for e in entries:
+        if e.get("kind") == "delegation":
+            sys.stdout.write(safe(f"delegation  {e['at']}  {e['how']}") + "\n")
+            continue
         sys.stdout.write(safe(f"root v{e['version']}  {e['at']}  {e['how']}") + "\n")
         for role, r in e.get("roles", {}).items():
             sys.stdout.write(f"  {role}: threshold {r['threshold']} of {len(r['keys'])}: "

@@ -609,9 +609,10 @@ def _update_from(
             shards[sid] = {"sha256": sha, "length": tf.length}
             todo.append((sid, path, tf, shard_dir / f"{sha}.json"))  # always re-checked
         new_versions.update(dev_versions)
-        res.notices += dlg.delegation_notices(
+        dev_notices = dlg.delegation_notices(
             cfg.name, view.gen / "metadata" / "targets.json" if view is not None else None,
             deleg)
+        res.notices += dev_notices
 
         def check_dev(sid: str, data: bytes) -> None:
             dlg.check_project_doc(cfg.name, sid, data, dev_roles[sid[1:]])
@@ -660,6 +661,10 @@ def _update_from(
                     os.fsync(f.fileno())
         fsync_dir(meta_dir)
         fsync_dir(shard_dir)
+        if dev_notices:  # re-delegations join the keyring's history (repotool.history)
+            from repotool.history import add_events
+
+            add_events(home.keyring(cfg.name), trusted.root.version, dev_notices, now)
         res.notices += _commit_keyring(home, cfg.name, trusted, root_bytes, marks,
                                        new_versions, meta_dir, _index_of(work), now)
         if new_name != cfg.repo_name:

@@ -30,6 +30,7 @@ from repotool.storage import atomic_write
 
 __all__ = [
     "HISTORY_FILE",
+    "add_events",
     "append",
     "broken_chain",
     "change_notice",
@@ -80,6 +81,16 @@ def append(keyring: Path, new: list[dict[str, Any]]) -> None:
     first = min(e["version"] for e in new)
     kept = [e for e in _load(keyring) if e["version"] < first]
     doc = {"entries": [*kept, *new]}
+    atomic_write(keyring / HISTORY_FILE, json.dumps(doc, indent=1, sort_keys=True).encode())
+
+
+def add_events(keyring: Path, root_version: int, notices: list[str], at: datetime) -> None:
+    """Record delegation changes (``kind: "delegation"``) under the root version they
+    were seen with; appended, never replacing an entry."""
+    stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    new = [{"version": root_version, "kind": "delegation", "at": stamp, "how": n}
+           for n in notices]
+    doc = {"entries": [*_load(keyring), *new]}
     atomic_write(keyring / HISTORY_FILE, json.dumps(doc, indent=1, sort_keys=True).encode())
 
 

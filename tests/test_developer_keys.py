@@ -330,6 +330,10 @@ def test_redelegation_by_targets_key_is_announced(world1: World, tmp_path: Path)
             f"- {w.dev.fingerprint}") in r.stderr, r.stderr
     again = cli("--home", w.home, "update")
     assert "changed" not in again.stderr, again.output
+    r = cli("--home", w.home, "source", "show", "demo", "--history", "--json")
+    events = [e for e in json.loads(r.stdout) if e.get("kind") == "delegation"]
+    assert len(events) == 1 and new_dev.fingerprint in events[0]["how"], r.stdout
+    assert "delegation  " in _ok("--home", w.home, "source", "show", "demo", "--history")
 
 
 def test_freeze_expired_developer_role_refused(world1: World) -> None:
