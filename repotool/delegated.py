@@ -140,6 +140,11 @@ def delegated_docs(
                 if not _NAME.fullmatch(project):
                     raise FormatError(f"{source}: delegated role {name} lists a malformed "
                                       f"project index {path!r}")
+                owner = matching_role(doc, project)
+                if owner is None or owner["name"] != name:  # overlapping delegations
+                    raise VerificationError(
+                        f"{source}: delegated role {name} lists project {project}, which "
+                        "another delegation holds")
                 items.append((pseudo_shard(project), path, tf))
                 by_project[project] = role
         (meta_dir / f"{name}.json").write_bytes(data)
