@@ -22,6 +22,7 @@ __all__ = [
     "PROJECT_INDEX_DIR",
     "delegator",
     "matching_role",
+    "normalize_pattern",
     "parse",
     "paths_for",
     "project_index_path",
@@ -32,6 +33,13 @@ FIELD = "x-repotool-delegations"
 PROJECT_INDEX_DIR = "index/projects"
 _PATTERN = re.compile(r"[a-z0-9*?\[\]!-]{1,200}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def normalize_pattern(text: str) -> str | None:
+    """A project glob normalized like a project name (PEP 503), keeping glob syntax;
+    None when it is not one (the publisher's side; the client has ``--only``'s own)."""
+    p = re.sub(r"[-_.]+", "-", text.strip().lower())
+    return p if _PATTERN.fullmatch(p) else None
 
 
 def role_name(pattern: str) -> str:

@@ -70,14 +70,14 @@ def _wanted(tree: RepositoryTree, pub: Published | None) -> dict[str, Any]:
 def delegate(tree: RepositoryTree, pattern: str, keys: list[Key], threshold: int) -> str:
     """Record the delegation of ``pattern`` to ``keys`` (replacing one of the same
     pattern); the next sign publishes it. Returns the role name."""
-    from repotool.home import normalize_pattern
+    from repotool.format.delegations import normalize_pattern
 
     tree.require()
-    try:
-        pattern = normalize_pattern(pattern)
-    except UsageError:
+    norm = normalize_pattern(pattern)
+    if norm is None:
         raise UsageError(f"invalid project pattern {pattern!r}",
-                         "use a normalized project name, with * ? [] as wildcards") from None
+                         "use a normalized project name, with * ? [] as wildcards")
+    pattern = norm
     if not keys:
         raise UsageError("give the developer's public key(s) with --to")
     if not 1 <= threshold <= len(keys):
