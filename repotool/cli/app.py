@@ -18,7 +18,18 @@ from typing import Annotated
 import typer
 
 from repotool import __version__
-from repotool.cli import ceremony, common, keys, mirror, pip, publish, query, repo, source
+from repotool.cli import (
+    ceremony,
+    common,
+    keys,
+    mirror,
+    pip,
+    publish,
+    query,
+    repo,
+    source,
+    trust,
+)
 from repotool.cli.common import STATE
 from repotool.cli.render import print_json
 
@@ -42,6 +53,7 @@ ceremony.register(  # repo rotate, proposal show|sign
     print_json=print_json)
 app.add_typer(source.source_app, name="source")
 source.register(app)  # update, clean
+trust.register(repo.repo_app, source.source_app)  # repo delegate, source rekey
 query.register(app)  # list, search, show, download, verify
 pip.register(app)  # install, lock, proxy
 

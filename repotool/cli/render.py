@@ -85,6 +85,8 @@ def print_update(results: list[Any], as_json: bool) -> int:
         if r.ok and not as_json:
             for f in r.failures:
                 err(safe(f"warning: {r.source}: location failed, next one used: {f}") + "\n")
+            for n in getattr(r, "notices", []):
+                err(safe(f"notice: {n}") + "\n")
             state = "updated" if r.changed else "unchanged"
             sys.stdout.write(safe(
                 f"{r.source}: {state}, timestamp v{r.versions.get('timestamp')}, "

@@ -186,11 +186,18 @@ def sign_report(summary: Any, as_json: bool) -> None:
     if as_json:
         print_json(summary.to_dict())
         return
+    if summary.prepared:  # a developer without the online key (repo delegate)
+        roles = ", ".join(f"{k} v{n}" for k, n in sorted(summary.prepared.items()))
+        sys.stdout.write(f"prepared: {roles}, signed by its developer key(s) and kept in the "
+                         "workspace; nothing is published until the online key signs "
+                         "('repotool repo sign DIR --key ONLINE')\n")
+        return
     v = summary.versions
     bins = {k: n for k, n in v.items() if k.startswith("bins-")}
     parts = [f"{r} v{v[r]}" for r in ("root", "targets", "snapshot", "timestamp") if r in v]
     if bins:
         parts.append(f"{len(bins)} bin(s)")
+    parts += [f"{k} v{n}" for k, n in sorted(v.items()) if k.startswith("dev-")]
     sys.stdout.write(
         f"signed: {', '.join(parts)}; {summary.projects_changed} project(s) changed; "
         f"{summary.files} file(s), {summary.bytes} bytes written\n"
@@ -229,9 +236,12 @@ def repo_keys(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Roles, keys (fingerprints), thresholds and expiries."""
+    from repotool.publish.delegation import describe
+    from repotool.publish.tree import RepositoryTree
     from repotool.publish.workspace import Repository
 
     doc = Repository(directory).describe_keys()
+    doc["delegations"] = describe(RepositoryTree(directory))
     if as_json:
         print_json(doc)
         return
@@ -245,6 +255,12 @@ def repo_keys(
     b = doc["bins"]
     sys.stdout.write(f"bins ({b['count']}, delegated by targets): threshold {b['threshold']} "
                      f"of {len(b['keys'])}\n")
+    for d in doc["delegations"]:  # developer keys (repo delegate)
+        state = "" if d["published"] else " (not yet signed)"
+        sys.stdout.write(f"delegation {d['pattern']} -> {d['role']} (terminating): threshold "
+                         f"{d['threshold']} of {len(d['keys'])}{state}\n")
+        for k in d["keys"]:
+            sys.stdout.write(f"  {k}\n")
     for w in doc["warnings"]:
         err(f"warning: {w}")
 

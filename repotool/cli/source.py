@@ -69,8 +69,10 @@ def source_add(
         priority=priority,
         clock_skew=skew,
     )
+    how = (f"added from root file {root}" if root is not None else
+           f"added by {'key' if key else 'fingerprint'} " + ", ".join(ids))
     trusted = add_source(home, cfg, key_ids=ids, root_file=root, ca_cert=ca_cert,
-                         limits=get_limits(), report=lambda m: err(f"warning: {m}"))
+                         limits=get_limits(), report=lambda m: err(f"warning: {m}"), how=how)
     sys.stdout.write(f"added source {name!r}: repository {cfg.repo_name!r} at {cfg.url}\n")
     sys.stdout.write(f"trusted root keys (threshold {trusted.roles['root'].threshold}):\n")
     for k in sorted(trusted.roles["root"].keyids):
@@ -100,11 +102,18 @@ def source_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
 def source_show(
     name: Annotated[str, typer.Argument()],
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    history: Annotated[bool, typer.Option(
+        "--history", help="Every root version the keyring accepted, when and how.")] = False,
 ) -> None:
     """Show a source's settings, trusted keys and state."""
     from repotool.client.state import describe_source
 
     home = get_home()
+    if history:
+        from repotool.cli.trust import show_history
+
+        show_history(home, name, as_json)
+        return
     d = describe_source(home, home.source(name))
     if as_json:
         print_json(d)

@@ -17,6 +17,8 @@ from repotool.client.state import read_cached
 from repotool.errors import VerificationError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from repotool.transport.fetcher import Fetcher
 
 __all__ = ["META_FILES", "Verified", "collect_garbage", "fetch_shards", "index_of"]
@@ -34,6 +36,7 @@ class Verified:
 
         self._roles = {role: Metadata.from_bytes((meta_dir / f"{role}.json").read_bytes()).signed
                        for role in ("root", "timestamp", "snapshot", "targets")}
+        self.extra_expires: dict[str, str] = {}  # delegated roles (client/delegated.py)
 
     def __getitem__(self, role: str) -> Any:
         return self._roles[role]
@@ -48,12 +51,14 @@ class Verified:
 
 
 def fetch_shards(
-    source: str, url: str, todo: list[tuple[str, str, Any, Path]], fetcher: Fetcher
+    source: str, url: str, todo: list[tuple[str, str, Any, Path]], fetcher: Fetcher,
+    check_dev: Callable[[str, bytes], None] | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Verify (length, sha256) and summarize each shard in ``todo``, from the cache when
     a copy with the signed hash is there, else from ``url``: streamed into a temporary
     file in the shard cache while hashed (never more than its signed length, which the
-    caller capped), then moved into place.
+    caller capped), then moved into place. A pseudo-shard ``~P`` is delegated project
+    P's own index, checked by ``check_dev`` (client/delegated.py) and always re-checked.
 
     Raises:
         VerificationError: a shard does not match its signed hash, or is malformed.
@@ -88,6 +93,12 @@ def fetch_shards(
             if data is None:
                 raise VerificationError(
                     f"{source}: index shard {path} changed in the cache once verified")
+        if sid.startswith("~") and check_dev is not None:  # a delegated project's index
+            from repotool.client.delegated import real_shard
+
+            summary = summarize(data, real_shard(sid))
+            check_dev(sid, data)
+            return sid, {n: {**p, "shard": sid} for n, p in summary.items()}
         return sid, summarize(data, sid)
 
     if len(todo) <= 1:

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from repotool.client import history
 from repotool.client.home import Home, SourceConfig
 from repotool.client.state import keyring_state
 from repotool.errors import FormatError, UserError
@@ -47,7 +48,7 @@ def unchanged(cfg: SourceConfig, state: dict[str, Any], probe: Probe, ref: datet
     digest, expires = state.get("timestamp_sha256"), state.get("expires")
     versions = state.get("versions")
     if not (isinstance(digest, str) and HEX64.fullmatch(digest)) \
-            or not isinstance(expires, dict) or len(expires) != 4 \
+            or not isinstance(expires, dict) or len(expires) < 4 \
             or not isinstance(versions, dict) or type(versions.get("root")) is not int:
         return False
     try:
@@ -104,30 +105,48 @@ def commit_keyring(
     new_versions: dict[str, int],
     meta_dir: Path,
     index: dict[str, Any],
-) -> None:
+    now: datetime,
+) -> list[str]:
     """Move the keyring to the newest verified root, the highest versions accepted, the
     committed generation, and what the no-change fast path compares against.
 
     Idempotent and cheap when there is nothing to do, so it also runs on an update that
     found nothing new: one killed after writing its generation but before this step is
     completed by the next update, not left with a stale anchor and rollback marks.
+
+    Each root version walked gets its entry in the keyring's history (client/history.py)
+    before root.json moves; returns the notice of a key change (announced once: only the
+    commit that moves the root announces it).
     """
     kr = home.keyring(name)
     root_now = trusted.root
+    notices: list[str] = []
     if root_now.version != root_version(root_bytes):
+        old_root = parse_root(root_bytes, "root.json").signed
+        entries = []
+        for v in range(old_root.version + 1, root_now.version + 1):
+            data = (meta_dir / "root_history" / f"{v}.root.json").read_bytes()
+            entries.append(history.entry(parse_root(data, f"{v}.root.json").signed, data,
+                                         f"followed a rotation from version {v - 1}", now))
+        history.append(kr, entries)  # the history first: every trusted root has its entry
         root_bytes = (meta_dir / "root_history" / f"{root_now.version}.root.json").read_bytes()
         atomic_write(kr / "root.json", root_bytes)
+        notice = history.change_notice(name, old_root, root_now)
+        if notice:
+            notices.append(notice)
     state = {
         "root_sha256": hashlib.sha256(root_bytes).hexdigest(),
         "versions": {r: max(v, marks.get(r, 0)) for r, v in new_versions.items()},
         "index": index,
         "timestamp_sha256": hashlib.sha256((meta_dir / "timestamp.json").read_bytes())
         .hexdigest(),
-        "expires": {r: trusted[r].expires.isoformat()
-                    for r in ("root", "timestamp", "snapshot", "targets")},
+        "expires": {**{r: trusted[r].expires.isoformat()
+                       for r in ("root", "timestamp", "snapshot", "targets")},
+                    **trusted.extra_expires},  # + developer roles (client/delegated.py)
     }
     if keyring_state(home, name) != state:
         atomic_write(kr / "state.json", json.dumps(state, sort_keys=True).encode())
+    return notices
 
 
 def root_version(data: bytes) -> int:

@@ -12,9 +12,11 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from repotool.client import history
 from repotool.client.home import Home, SourceConfig
 from repotool.errors import DownloadError, FormatError, RepotoolError, UserError, VerificationError
 from repotool.storage import atomic_write, fsync_dir
@@ -86,8 +88,10 @@ def add_source(
     ca_cert: Path | None,
     limits: Limits,
     report: Callable[[str], None] | None = None,
+    how: str | None = None,
 ) -> Any:
     """Bootstrap a source's keyring and save it; returns the trusted root (``Root``).
+    ``how`` is what the keyring's history says of it (by key, fingerprint, root file).
 
     With ``key_ids``: the repository's first root must list every one of them as a
     root key and carry a valid signature by each, and meet its own threshold.
@@ -142,6 +146,10 @@ def add_source(
         try:
             stage = SourceConfig(**{**cfg.__dict__})
             kr = tmpdir / "keyring"
+            if how is None:
+                how = (f"added from root file {root_file}" if root_file is not None
+                       else "added by key " + ", ".join(key_ids))
+            history.append(kr, [history.entry(root, root_bytes, how, datetime.now(UTC))])
             atomic_write(kr / "root.json", root_bytes)
             atomic_write(kr / "state.json", json.dumps({"versions": {}}).encode())
             if ca_bytes:

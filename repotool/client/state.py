@@ -90,17 +90,21 @@ class SourceView:
                         f"cached index of source {self.cfg.name!r} is damaged",
                         f"run 'repotool clean {self.cfg.name}' and 'repotool update'",
                     )
-                self._shard_cache[sid] = Shard.from_bytes(data, sid)
+                from repotool.format.index import shard_of
+
+                # "~P": delegated project P's own index (client/delegated.py)
+                real = shard_of(sid[1:]) if sid.startswith("~") else sid
+                self._shard_cache[sid] = Shard.from_bytes(data, real)
         return self._shard_cache[sid]
 
     def expiry(self) -> tuple[str, datetime] | None:
         """The top-level role that expires first and when, as the keyring recorded it at
         the last verified update; None when that record is missing or malformed (which
         counts as expired: fail closed, 'update' writes it again)."""
-        if not isinstance(self.expires, dict) or set(self.expires) != set(_ROLES):
+        if not isinstance(self.expires, dict) or not set(_ROLES) <= set(self.expires):
             return None
         first: tuple[str, datetime] | None = None
-        for role in _ROLES:
+        for role in [*_ROLES, *sorted(set(self.expires) - set(_ROLES))]:  # + delegated roles
             try:
                 t = datetime.fromisoformat(self.expires[role])
             except (TypeError, ValueError):
@@ -132,7 +136,9 @@ class SourceView:
 
         if name not in self.projects:
             return None
-        return self.shard(shard_of(name)).projects.get(name)
+        sid = self.projects[name].get("shard")
+        return self.shard(sid if isinstance(sid, str) and sid.startswith("~")
+                          else shard_of(name)).projects.get(name)
 
 
 def load_view(home: Home, cfg: SourceConfig) -> SourceView | None:

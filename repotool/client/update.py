@@ -35,14 +35,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from repotool.client.cache import META_FILES, Verified, collect_garbage, fetch_shards, index_of
+from repotool.client.history import add_events, broken_chain, marks_after_rotation
 from repotool.client.home import Home, SourceConfig
 from repotool.client.keyring import commit_keyring, committed_gen, read_keyring, unchanged
 from repotool.client.state import SourceView, keyring_state, load_view
-from repotool.errors import RepotoolError, VerificationError
+from repotool.errors import FormatError, RepotoolError, VerificationError
 from repotool.storage import atomic_write, fsync_dir
 from repotool.transport.limits import Limits
-from repotool.trust.checks import check_name, check_rollback, index_shard
-from repotool.trust.root import repo_name, short_error
+from repotool.trust.checks import HEX64, check_name, check_rollback, index_shard
+from repotool.trust.root import parse_root, repo_name, short_error
 from repotool.trust.updater import make_updater
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ class UpdateResult:
     files_fetched: int = 0
     bytes_fetched: int = 0
     projects: int = 0
+    notices: list[str] = field(default_factory=list)  # e.g. the root keys changed
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -209,6 +211,8 @@ def _update_from(
                 "ask the publisher to re-sign; --clock-skew tolerates small clock differences",
             ) from None
         except tuf_exc.RepositoryError as e:
+            if (fetcher.last_url or "").endswith(".root.json"):  # TUF §5.3.3, §5.3.4
+                raise broken_chain(cfg.name, fetcher.last_url, short_error(e)) from None
             # python-tuf verifies each file right after fetching it: name that file
             where = f" {fetcher.last_url}" if fetcher.last_url else ""
             raise VerificationError(f"{cfg.name}: metadata refused:{where}: {short_error(e)}") \
@@ -218,7 +222,10 @@ def _update_from(
         except (ValueError, TypeError, KeyError) as e:  # python-tuf: bad bootstrap etc.
             raise VerificationError(f"{cfg.name}: metadata refused: {short_error(e)}") from None
         trusted = Verified(meta_dir)
-        # (3) rollback across cache loss, and apt's release-info change
+        # (3) rollback across cache loss (marks of rotated online roles dropped, TUF
+        # §5.3.10), and apt's release-info change
+        marks = marks_after_rotation(parse_root(root_bytes, "root.json").signed,
+                                     trusted.root, marks)
         new_versions = {r: trusted[r].version for r in ("root", "timestamp", "snapshot", "targets")}
         check_rollback(cfg.name, new_versions, marks)
         new_name = repo_name(trusted.root)
@@ -239,7 +246,29 @@ def _update_from(
             if view is not None and view.shards.get(sid) == meta:
                 continue  # unchanged since the last verified update: not re-read
             todo.append((sid, path, tf, shard_dir / f"{sha}.json"))
-        summaries = fetch_shards(cfg.name, url, todo, fetcher)
+        # developer keys (client/delegated.py): delegated roles and their project indexes
+        from repotool.client import delegated as dlg  # tuf's metadata: not on the fast path
+
+        deleg, dev_versions, dev_items, dev_roles = dlg.delegated_docs(
+            cfg.name, url, meta_dir, view.gen / "metadata" if view is not None else None,
+            trusted, fetcher, ref, marks)
+        for sid, path, tf in dev_items:
+            sha = tf.hashes.get("sha256")
+            if not (isinstance(sha, str) and HEX64.fullmatch(sha)) \
+                    or tf.length > fetcher.limits.shard_max_length:
+                raise FormatError(f"{cfg.name}: delegated index entry {path!r} is malformed")
+            shards[sid] = {"sha256": sha, "length": tf.length}
+            todo.append((sid, path, tf, shard_dir / f"{sha}.json"))  # always re-checked
+        new_versions.update(dev_versions)
+        dev_notices = dlg.delegation_notices(
+            cfg.name, view.gen / "metadata" / "targets.json" if view is not None else None,
+            deleg)
+        res.notices += dev_notices
+
+        def check_dev(sid: str, data: bytes) -> None:
+            dlg.check_project_doc(cfg.name, sid, data, dev_roles[sid[1:]])
+
+        summaries = fetch_shards(cfg.name, url, todo, fetcher, check_dev)
         from repotool.client.imported import fetch_provenance  # files from 'repo import'
 
         imported = fetch_provenance(cfg.name, url, trusted.targets, fetcher,
@@ -255,8 +284,8 @@ def _update_from(
             assert view is not None
             res.projects = len(view.projects)
             # also completes a run killed between its generation and the keyring
-            commit_keyring(home, cfg.name, trusted, root_bytes, marks, new_versions,
-                            meta_dir, index_of(view.gen))
+            res.notices += commit_keyring(home, cfg.name, trusted, root_bytes, marks,
+                                          new_versions, meta_dir, index_of(view.gen), now)
             shutil.rmtree(work, ignore_errors=True)
             return
         # (5) derived list and generation, then the keyring (the commit point)
@@ -267,6 +296,9 @@ def _update_from(
                 if p["shard"] in shards and p["shard"] not in summaries
                 and view.shards.get(p["shard"]) == shards[p["shard"]]
             }
+        # a delegated project listed by a top-level shard (new or kept) is refused
+        for listed in [projects, *summaries.values()]:
+            dlg.check_shard_projects(cfg.name, deleg, listed)
         for summary in summaries.values():
             projects.update(summary)
         res.projects = len(projects)
@@ -285,8 +317,10 @@ def _update_from(
                     os.fsync(f.fileno())
         fsync_dir(meta_dir)
         fsync_dir(shard_dir)
-        commit_keyring(home, cfg.name, trusted, root_bytes, marks, new_versions, meta_dir,
-                        index_of(work))
+        if dev_notices:  # re-delegations join the keyring's history (client/history.py)
+            add_events(home.keyring(cfg.name), trusted.root.version, dev_notices, now)
+        res.notices += commit_keyring(home, cfg.name, trusted, root_bytes, marks,
+                                      new_versions, meta_dir, index_of(work), now)
         if new_name != cfg.repo_name:
             cfg.repo_name = new_name
             home.save_source(cfg)

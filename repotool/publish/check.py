@@ -122,6 +122,14 @@ def check_repository(directory: Path, *, now: datetime) -> CheckReport:
             earliest = min(bins_near)[1]
             report.warnings.append(
                 f"{len(bins_near)} bin(s) near expiry, the first: {earliest}")
+        # developer roles (repotool.publish.delegation): verified from a bin, their
+        # targets checked with the bins' and their project indexes with the shards
+        from repotool.format.delegations import PROJECT_INDEX_DIR, matching_role
+        from repotool.format.index import shard_of
+        from repotool.publish.delegation import check_delegations
+
+        dev_targets, dev_indexes, deleg = check_delegations(up, ts, report)
+        bin_targets.update(dev_targets)
         all_targets = {**ts.targets.targets, **bin_targets}
         checked: set[Path] = set()
         for path, tf in sorted(all_targets.items()):
@@ -139,10 +147,12 @@ def check_repository(directory: Path, *, now: datetime) -> CheckReport:
                 report.problems.append(
                     f"{path}: plain copy for pip missing or differs from the signed one")
         # shards vs files
-        for path, tf in sorted(ts.targets.targets.items()):
+        for path, tf in [*sorted(ts.targets.targets.items()), *dev_indexes]:
             if not path.startswith("index/"):
                 continue
-            sid = path[len("index/"):-len(".json")]
+            delegated = path.startswith(PROJECT_INDEX_DIR + "/")
+            sid = (shard_of(path[len(PROJECT_INDEX_DIR) + 1:-len(".json")]) if delegated
+                   else path[len("index/"):-len(".json")])
             try:
                 data = target_disk_path(directory, path, tf.hashes["sha256"]).read_bytes()
                 tf.verify_length_and_hashes(data)
@@ -151,6 +161,8 @@ def check_repository(directory: Path, *, now: datetime) -> CheckReport:
                 report.problems.append(f"{path}: {e}")
                 continue
             for p in shard.projects.values():
+                if not delegated and matching_role(deleg, p.name) is not None:
+                    report.problems.append(f"{path}: lists {p.name}, a delegated project")
                 for f in p.files:
                     report.files += 1
                     dpath = f"files/{p.name}/{f.filename}"

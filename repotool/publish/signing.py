@@ -39,6 +39,8 @@ from tuf.api.metadata import (
 from repotool.errors import VerificationError
 from repotool.format.layout import BINS_PREFIX
 from repotool.publish.changes import Outputs, apply_pending
+from repotool.publish.delegation import Plan
+from repotool.publish.shortfall import Signed, check_missing, short_of
 from repotool.publish.tree import (
     DEFAULT_EXPIRY,
     Published,
@@ -64,15 +66,19 @@ class SignSummary:
     versions: dict[str, int] = field(default_factory=dict)  # role -> new version
     projects_changed: int = 0
     notes: list[str] = field(default_factory=list)  # e.g. keys given that sign nothing
+    prepared: dict[str, int] = field(default_factory=dict)  # developer role -> version
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "files": self.files,
             "bytes": self.bytes,
             "versions": dict(sorted(self.versions.items())),
             "projects_changed": self.projects_changed,
             "notes": list(self.notes),
         }
+        if self.prepared:
+            doc["prepared"] = dict(sorted(self.prepared.items()))
+        return doc
 
 
 def sign(
@@ -134,7 +140,8 @@ class Signing:
         self.presigned = False
         self.refresh = False
         self._used: set[str] = set()
-        self._signed: list[tuple[str, Metadata[Any], Any, Root, Root | None]] = []
+        self._prepared_roles: set[str] = set()  # developer roles prepared by their developer
+        self._signed: list[Signed] = []
 
     def _expiry(self, role: str) -> datetime:
         secs = self.expires if self.expires is not None else DEFAULT_EXPIRY[role]
@@ -182,8 +189,14 @@ class Signing:
             bins_role.threshold = tr.threshold
             delegations.keys = {k: root.keys[k] for k in tr.keyids}
 
-        # (3) apply pending changes to shards and pages
+        # developer keys (repotool.publish.delegation): the delegations wanted
+        plan = Plan(repo, pub, use_workspace=not self.refresh)  # a refresh: published only
+        if plan.changed:
+            plan.apply_to_targets(targets.signed)
+
+        # (3) apply pending changes to shards and pages; a delegated project's go to its role
         changes = apply_pending(repo, pub, self.pending, self.out)
+        plan.split(changes, self.out)
         self.summary.projects_changed = changes.projects
         changed_targets, shard_targets = changes.bin_targets, changes.shard_targets
         from repotool.publish.provenance import provenance_target  # what repo import recorded
@@ -204,6 +217,12 @@ class Signing:
                 bins[b].signed.targets.pop(path, None)
             else:
                 bins[b].signed.targets[path] = tf
+        if plan.changed:  # every bin carries the developer delegations, for TUF clients
+            for b in all_bins:
+                if b not in bins:
+                    bins[b] = repo.load_bin(pub, b)
+            for md in bins.values():
+                plan.apply_to_bin(md.signed)
         for path, tf in shard_targets.items():
             if tf is None:
                 targets.signed.targets.pop(path, None)
@@ -211,9 +230,10 @@ class Signing:
                 targets.signed.targets[path] = tf
         targets_changed = (
             pub is None or delegation_changed or bool(shard_targets) or root_changed
-            or "targets" in self.force
+            or "targets" in self.force or plan.changed
         )
-        snapshot_changed = targets_changed or bool(bins) or "snapshot" in self.force
+        snapshot_changed = (targets_changed or bool(bins) or bool(plan.roles)
+                            or "snapshot" in self.force)
 
         # (5) versions, expiries, signatures — bins, targets, snapshot, timestamp
         to_sign: list[tuple[str, Metadata[Any], Any]] = []
@@ -223,6 +243,14 @@ class Signing:
             md.signed.version += 1
             md.signed.expires = self._expiry("bins")
             to_sign.append((name, md, targets.signed))
+        for name, md in sorted(plan.roles.items()):
+            md.signed.version += 1
+            md.signed.expires = self._expiry("bins")
+            pre = plan.prepared(name, md)  # signed earlier by the developer, same content
+            if pre is not None:
+                plan.roles[name] = md = pre
+                self._prepared_roles.add(name)
+            to_sign.append((name, md, plan.delegator()))
         if targets_changed:
             targets.signed.version += 1
             targets.signed.expires = self._expiry("targets")
@@ -237,7 +265,7 @@ class Signing:
                 snapshot.signed.meta["targets.json"] = MetaFile.from_data(
                     targets.signed.version, metadata_bytes(targets), ["sha256"]
                 )
-            for name, md in bins.items():
+            for name, md in [*bins.items(), *plan.roles.items()]:
                 snapshot.signed.meta[f"{name}.json"] = MetaFile.from_data(
                     md.signed.version, metadata_bytes(md), ["sha256"]
                 )
@@ -252,7 +280,16 @@ class Signing:
             snapshot.signed.version, metadata_bytes(snapshot), ["sha256"]
         )
         self._sign_all([("timestamp", timestamp, root)], root, old_root)
-        self._check_missing()
+        try:  # (7) every role meets its threshold (publish/shortfall.py)
+            self.summary.notes += check_missing(self._signed, self.signers, self._used)
+        except VerificationError:
+            # a developer without the online key: their role is signed, only snapshot and
+            # timestamp are missing -> kept in the workspace for the online signer
+            if plan.roles and short_of(self._signed) <= {"snapshot", "timestamp"}:
+                plan.save_prepared()
+                self.summary.prepared = {n: md.signed.version for n, md in plan.roles.items()}
+                return self.summary
+            raise
 
         # (6) write: targets, versioned metadata, root, timestamp last
         meta = repo.meta
@@ -284,9 +321,14 @@ class Signing:
                 if old_root is not None:
                     allowed |= set(old_root.roles["root"].keyids)
             elif delegator is not None and isinstance(delegator, Targets):
-                allowed = set(bins_of(delegator).keyids)
+                d = delegator.delegations
+                allowed = (set(d.roles[name].keyids) if d is not None and d.roles
+                           else set(bins_of(delegator).keyids))
             else:
                 allowed = set(root.roles[name].keyids)
+            if name in self._prepared_roles:
+                self._signed.append((name, md, delegator, root, old_root))
+                continue
             if name != "root":
                 md.signatures.clear()
             for s in self.signers:
@@ -294,53 +336,6 @@ class Signing:
                     md.sign(s, append=True)
                     self._used.add(s.public_key.keyid)
             self._signed.append((name, md, delegator, root, old_root))
-
-    def _check_missing(self) -> None:
-        """(7) Check every role meets its threshold — and verify our own output."""
-        # (role names, in signing order) per distinct shortfall, so 256 bins short of the
-        # same key make one line, and top-level roles are named first
-        shortfalls: dict[str, list[str]] = {}
-        for name, md, delegator, root, old_root in self._signed:
-            payload = md.signed_bytes
-            if name == "root":
-                res = md.signed.get_root_verification_result(old_root, payload, md.signatures)
-                labels = ([f"root (old v{old_root.version})", f"root (new v{md.signed.version})"]
-                          if old_root is not None else ["root", "root"])
-                parts = list(zip(labels, [res.first, res.second], strict=True))
-            elif isinstance(delegator, Targets):
-                parts = [(name, delegator.get_verification_result(name, payload, md.signatures))]
-            else:
-                parts = [(name, root.get_verification_result(name, payload, md.signatures))]
-            for label, part in parts:
-                if not part.verified:
-                    ids = ", ".join(sorted(part.unsigned))
-                    who = ("key" if len(part.unsigned) == 1 else
-                           "keys" if len(part.unsigned) == part.missing else "any of keys")
-                    what = f"{part.missing} more signature(s) needed, by {who} {ids}"
-                    if label not in shortfalls.setdefault(what, []):
-                        shortfalls[what].append(label)
-        problems = []
-        for what, names in shortfalls.items():
-            if sum(n.startswith("root (") for n in names) == 2:  # old and new: the same keys
-                names = ["root" if n.startswith("root (old") else n for n in names
-                         if not n.startswith("root (new")]
-            top = [n for n in names if not n.startswith(BINS_PREFIX + "-")]
-            bins = [n for n in names if n.startswith(BINS_PREFIX + "-")]
-            shown = top + (bins if len(bins) <= 2 else [f"{len(bins)} bins"])
-            problems.append(f"{', '.join(shown)}: {what}")
-        unused = {s.public_key.keyid for s in self.signers} - self._used
-        if problems:
-            uniq = list(dict.fromkeys(problems))
-            raise VerificationError(
-                "not enough authorized keys to sign; nothing was written: " + "; ".join(uniq[:4])
-                + (f" (and {len(uniq) - 4} more)" if len(uniq) > 4 else "")
-                + (f" (ignored, holding no role written: {', '.join(sorted(unused))})"
-                   if unused else ""),
-                "give the private keys of the roles named (--key), or check 'repotool repo keys'",
-            )
-        for keyid in sorted(unused):  # SPEC §6.1: extra keys are ignored, with a note
-            self.summary.notes.append(
-                f"key {keyid} holds no role this sign writes: ignored")
 
     def _write(self, timestamp_path: Path, timestamp_bytes: bytes) -> None:
         dirs: set[Path] = set()
@@ -377,7 +372,9 @@ class Signing:
         for path in self.out.unlink_plain:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-        for name in ([] if self.refresh else ["pending.json", "root.json"]):
+        if not self.refresh:  # a refresh leaves pending changes (and prepared roles) alone
+            shutil.rmtree(self.repo.work / "prepared", ignore_errors=True)
+        for name in ([] if self.refresh else ["pending.json", "root.json", "delegations.json"]):
             with contextlib.suppress(FileNotFoundError):
                 (self.repo.work / name).unlink()
         fsync_dir(self.repo.work)

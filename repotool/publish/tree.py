@@ -28,7 +28,8 @@ from tuf.api.metadata import (
 from tuf.api.serialization.json import JSONSerializer
 
 from repotool.errors import UserError
-from repotool.format.index import FileEntry, Shard, shard_path
+from repotool.format.delegations import FIELD, PROJECT_INDEX_DIR
+from repotool.format.index import FileEntry, Shard, shard_of, shard_path
 from repotool.format.layout import METADATA_DIR, ROOT_PAGES, WORK_DIR, target_disk_path
 from repotool.storage import atomic_write, locked
 
@@ -41,7 +42,10 @@ __all__ = [
     "entry_from_pending",
     "fresh_metadata",
     "load_metadata",
+    "load_role",
+    "merge_published",
     "metadata_bytes",
+    "published_delegations",
     "utc_seconds",
 ]
 
@@ -190,9 +194,8 @@ class RepositoryTree:
         if pub is None:
             return Shard(shard)
         tf = pub.targets.signed.targets.get(shard_path(shard))
-        if tf is None:
-            return Shard(shard)
-        return Shard.from_bytes(self.read_target(tf), shard)
+        sh = Shard(shard) if tf is None else Shard.from_bytes(self.read_target(tf), shard)
+        return merge_published(self, pub, sh)  # with the delegated projects of that shard
 
     def all_projects(self, pub: Published | None) -> set[str]:
         if pub is None:
@@ -205,3 +208,36 @@ class RepositoryTree:
             return set()
         doc = json.loads(self.read_target(tf))
         return {p["name"] for p in doc["projects"]}
+
+
+# developer roles (repotool.publish.delegation): what is published of them
+def published_delegations(targets: Targets) -> dict[str, Any]:
+    doc = targets.unrecognized_fields.get(FIELD)
+    return doc if isinstance(doc, dict) else {"keys": {}, "roles": []}
+
+
+def load_role(tree: RepositoryTree, pub: Published | None, name: str) -> Metadata[Targets]:
+    if pub is None or f"{name}.json" not in pub.snapshot.signed.meta:
+        return fresh_metadata(Targets())
+    v = pub.snapshot.signed.meta[f"{name}.json"].version
+    md: Metadata[Targets] = load_metadata(tree.meta / f"{v}.{name}.json")
+    return md
+
+
+def merge_published(tree: RepositoryTree, pub: Published | None, shard: Shard) -> Shard:
+    """The shard as the publisher builds on it: its own projects plus the delegated
+    projects of that shard, read from their roles' project indexes."""
+    if pub is None:
+        return shard
+    doc = published_delegations(pub.targets.signed)
+    for r in doc["roles"]:
+        md = load_role(tree, pub, r["name"])
+        for path, tf in md.signed.targets.items():
+            if not path.startswith(PROJECT_INDEX_DIR + "/"):
+                continue
+            project = path[len(PROJECT_INDEX_DIR) + 1:-len(".json")]
+            if shard_of(project) != shard.shard:
+                continue
+            one = Shard.from_bytes(tree.read_target(tf), shard.shard)
+            shard.projects.update(one.projects)
+    return shard
