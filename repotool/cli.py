@@ -408,6 +408,23 @@ def repo_sign(
     _sign_report(summary, as_json)
 
 
+@repo_app.command("migrate")
+@handled
+def repo_migrate(
+    directory: Annotated[Path, typer.Argument()],
+    key: Annotated[list[Path], typer.Option("--key", help="A private key (repeatable).")],
+    passphrase_env: PassEnv = None,
+    passphrase_file: PassFile = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Convert a format 1 repository to format 2 (targets and online keys sign)."""
+    from repotool.publish.workspace import Repository
+
+    summary = Repository(directory).migrate(
+        _signers(key, passphrase_env, passphrase_file), now=_now())
+    _sign_report(summary, as_json)
+
+
 def _sign_report(summary: Any, as_json: bool) -> None:
     if as_json:
         _print_json(summary.to_dict())

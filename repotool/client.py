@@ -65,7 +65,6 @@ __all__ = [
 
 root_max_length = 512 * 1024  # bytes of one root.json
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_HEX2 = re.compile(r"[0-9a-f]{2}")
 _META_FILES = ("timestamp.json", "snapshot.json", "targets.json")
 
 
@@ -551,6 +550,8 @@ def _update_from(
                 f"{new_name!r}",
                 "if you expected this, run 'repotool update --allow-name-change'",
             )
+        layout = _index_layout(cfg.name, trusted.targets, marks)
+        new_versions["format"] = layout.format
         res.versions = new_versions
         # (4) shards: fetch the ones whose signed hash is not cached, a few at a time
         shard_dir = cache / "shards"
@@ -558,12 +559,12 @@ def _update_from(
         shards: dict[str, dict[str, Any]] = {}
         todo: list[tuple[str, str, Any, Path]] = []
         for path, tf in trusted.targets.targets.items():
-            if not (path.startswith("index/") and path.endswith(".json")):
+            if not path.startswith("index/"):
                 continue
-            sid = path[len("index/"):-len(".json")]
+            sid = layout.shard_id(path)
             sha = tf.hashes.get("sha256")
             # both become file and URL names: exactly hex, nothing a path could climb with
-            if not (isinstance(sha, str) and _HEX64.fullmatch(sha) and _HEX2.fullmatch(sid)):
+            if not (isinstance(sha, str) and _HEX64.fullmatch(sha) and sid is not None):
                 raise FormatError(f"{cfg.name}: index entry {path!r} is malformed")
             if tf.length > fetcher.limits.shard_max_length:  # endless data, signed
                 raise VerificationError(
@@ -576,7 +577,7 @@ def _update_from(
             if view is not None and view.shards.get(sid) == meta:
                 continue  # unchanged since the last verified update: not re-read
             todo.append((sid, path, tf, shard_dir / f"{sha}.json"))
-        summaries = _fetch_shards(cfg.name, url, todo, fetcher)
+        summaries = _fetch_shards(cfg.name, url, todo, fetcher, layout.format == 1)
         changed = (
             view is None
             or view.shards != shards
@@ -594,7 +595,7 @@ def _update_from(
             return
         # (5) derived list and generation, then the keyring (the commit point)
         projects: dict[str, dict[str, Any]] = {}
-        if view is not None:
+        if view is not None and layout.format == 1:
             projects = {
                 n: p for n, p in view.projects.items()
                 if p["shard"] in shards and p["shard"] not in summaries
@@ -602,9 +603,12 @@ def _update_from(
             }
         for summary in summaries.values():
             projects.update(summary)
-        res.projects = len(projects)
+        res.projects = len(projects) if layout.format == 1 else layout.projects
         doc = {
             "projects": dict(sorted(projects.items())),
+            # format 2: the project list is read from the verified shards when used
+            "index": {"format": layout.format, "bits": layout.bits,
+                      "projects": layout.projects},
             "shards": shards,
             "updated": now.isoformat(),
             "versions": new_versions,
@@ -635,10 +639,28 @@ def _update_from(
         raise
 
 
+def _index_layout(source: str, targets: Any, marks: dict[str, int]) -> Any:
+    """The index layout the verified targets declares (docs/format.md, format 2); a
+    format lower than one accepted before is refused, like any other rollback."""
+    from repotool.format.index2 import layout_of
+
+    try:
+        layout = layout_of(targets.unrecognized_fields)
+    except FormatError as e:
+        raise FormatError(f"{source}: {e.message}", e.hint) from None
+    if layout.format < marks.get("format", 1):
+        raise VerificationError(
+            f"{source}: rollback: the index is format {layout.format}, but format "
+            f"{marks['format']} was accepted before")
+    return layout
+
+
 def _fetch_shards(
-    source: str, url: str, todo: list[tuple[str, str, Any, Path]], fetcher: Fetcher
+    source: str, url: str, todo: list[tuple[str, str, Any, Path]], fetcher: Fetcher,
+    summarize_shards: bool = True,
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """Verify (length, sha256) and summarize each shard in ``todo``, from the cache when
+    """Verify (length, sha256) and summarize each shard in ``todo`` (format 2: only
+    verify and store, its entries are decoded when used), from the cache when
     a copy with the signed hash is there, else from ``url``: streamed into a temporary
     file in the shard cache while hashed (never more than its signed length, which the
     caller capped), then moved into place.
@@ -672,11 +694,13 @@ def _fetch_shards(
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
+            if not summarize_shards:  # verified while streamed; re-hashed when read
+                return sid, {}
             data = read_cached(target, meta)
             if data is None:
                 raise VerificationError(
                     f"{source}: index shard {path} changed in the cache once verified")
-        return sid, summarize(data, sid)
+        return sid, summarize(data, sid) if summarize_shards else {}
 
     if len(todo) <= 1:
         return dict(one(item) for item in todo)

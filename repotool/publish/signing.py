@@ -37,6 +37,7 @@ from tuf.api.metadata import (
 )
 
 from repotool.errors import VerificationError
+from repotool.format.index2 import BIN_TARGETS, FIELD, choose_bits, layout_field
 from repotool.format.layout import BINS_PREFIX
 from repotool.publish.changes import Outputs, apply_pending
 from repotool.publish.tree import (
@@ -78,12 +79,14 @@ def sign(
     expires: int | None = None,
     force: frozenset[str] = frozenset(),
     new_root: Metadata[Root] | None = None,
+    fmt: int | None = None,
 ) -> SignSummary:
     """Publish ``repo``'s pending changes (and ``new_root``, from a rotation), holding the
-    repository's lock; ``Repository.sign`` documents the arguments."""
+    repository's lock; ``Repository.sign`` documents the arguments. ``fmt`` 2 converts a
+    format 1 repository (``repo migrate``)."""
     repo.require()
     with repo.lock():
-        return Signing(repo, signers, now, expires, force, new_root).run()
+        return Signing(repo, signers, now, expires, force, new_root, fmt).run()
 
 
 class Signing:
@@ -97,6 +100,7 @@ class Signing:
         expires: int | None,
         force: frozenset[str],
         new_root: Metadata[Root] | None,
+        fmt: int | None = None,
     ) -> None:
         self.repo = repo
         self.signers = signers
@@ -106,6 +110,11 @@ class Signing:
         self.pub = repo.published()
         self.pending = repo.pending()
         self.pending_root = new_root or repo.pending_root()
+        # the index format to write: never lower than what is published (a migration
+        # killed before its config was saved is finished by the next sign)
+        published = repo.layout(self.pub)
+        self.fmt = max(fmt or int(repo.config().get("format", 1)),
+                       published.format if published else 1)
         self.out = Outputs(repo.root)  # everything to write, once every role is checked
         self.summary = SignSummary()
         self._used: set[str] = set()
@@ -136,7 +145,7 @@ class Signing:
 
         # (2) targets and its bins delegation follow root's targets role
         if pub is None:
-            bits = int(repo.config()["bin_bits"])
+            bits = int(repo.config().get("bin_bits") or 1)
             targets = fresh_metadata(Targets())
             targets.signed.delegations = Delegations(
                 keys={}, roles=None,
@@ -157,9 +166,30 @@ class Signing:
             delegations.keys = {k: root.keys[k] for k in tr.keyids}
 
         # (3) apply pending changes to shards and pages
-        changes = apply_pending(repo, pub, self.pending, self.out)
+        changes = apply_pending(repo, pub, self.pending, self.out, self.fmt)
         self.summary.projects_changed = changes.projects
         changed_targets, shard_targets = changes.bin_targets, changes.shard_targets
+        field_changed = False
+        rebalanced: dict[str, Any] | None = None
+        if self.fmt == 2:
+            # format 2: the bins follow the repository's size, and the index layout is
+            # signed by the targets role (docs/format.md, "Format version 2")
+            lay = changes.layout
+            start = bins_role.bit_length if pub is not None else repo.config().get("bin_bits")
+            bin_bits = choose_bits(start, lay.files + 2 * lay.projects + 2, BIN_TARGETS, 1)
+            if pub is None or bin_bits != bins_role.bit_length:
+                rebalanced = {}
+                if pub is not None:
+                    for b in bins_role.get_roles():
+                        rebalanced.update(repo.load_bin(pub, b).signed.targets)
+                bins_role = SuccinctRoles(list(tr.keyids), tr.threshold, bin_bits, BINS_PREFIX)
+                delegations.succinct_roles = bins_role
+                delegations.keys = {k: root.keys[k] for k in tr.keyids}
+                delegation_changed = True
+            want = layout_field(lay)
+            if targets.signed.unrecognized_fields.get(FIELD) != want:
+                targets.signed.unrecognized_fields[FIELD] = want
+                field_changed = True
 
         # (4) roles to write
         bins: dict[str, Metadata[Targets]] = {}
@@ -167,6 +197,10 @@ class Signing:
         if pub is None or delegation_changed or "bins" in self.force:
             for b in all_bins:
                 bins[b] = repo.load_bin(pub, b)
+                if rebalanced is not None:  # same name, new range: the version goes on
+                    bins[b].signed.targets = {}
+            for path, tf in (rebalanced or {}).items():
+                bins[bins_role.get_role_for_target(path)].signed.targets[path] = tf
         for path, tf in changed_targets.items():
             b = bins_role.get_role_for_target(path)
             if b not in bins:
@@ -182,7 +216,7 @@ class Signing:
                 targets.signed.targets[path] = tf
         targets_changed = (
             pub is None or delegation_changed or bool(shard_targets) or root_changed
-            or "targets" in self.force
+            or field_changed or "targets" in self.force
         )
         snapshot_changed = targets_changed or bool(bins) or "snapshot" in self.force
 
