@@ -276,6 +276,9 @@ def repo_init(
         "--targets-key. Default 1.")] = None,
     online_key: Annotated[list[Path] | None, typer.Option(
         "--online-key", help="Signs snapshot and timestamp.")] = None,
+    format_: Annotated[int, typer.Option(
+        "--format", help="Repository format: 2 (shards and bins sized to the repository) "
+        "or 1 (256 of each, for clients older than format 2).")] = 2,
 ) -> None:
     """Create a repository; 'repo sign' publishes it."""
     from repotool.publish.workspace import Repository, RoleKeys
@@ -305,7 +308,9 @@ def repo_init(
         _check_threshold(rt, len(root_key), "--threshold", "--root-key")
         _check_threshold(tt, len(targets_key), "--targets-threshold", "--targets-key")
         keys = RoleKeys(_pubkeys(root_key), rt, _pubkeys(targets_key), tt, _pubkeys(online_key))
-    Repository.init(directory, name, keys, now=_now())
+    if format_ not in (1, 2):
+        raise UsageError("--format is 1 or 2")
+    Repository.init(directory, name, keys, now=_now(), format=format_)
     _err(f"initialised repository {name!r} in {directory}; add files with 'repotool repo add' "
          "and publish with 'repotool repo sign'")
 

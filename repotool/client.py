@@ -358,7 +358,7 @@ def _update_source(
         probe = Probe(limits, home.ca_cert(cfg))
         if _unchanged(cfg, keyring_state(home, cfg.name), probe, ref):
             res.changed = False
-            res.versions = dict(marks)
+            res.versions = {k: v for k, v in marks.items() if k != "format"}
             res.projects = len(view.projects)
             res.mirror = cfg.url
             res.files_fetched = probe.files_fetched
@@ -551,8 +551,8 @@ def _update_from(
                 "if you expected this, run 'repotool update --allow-name-change'",
             )
         layout = _index_layout(cfg.name, trusted.targets, marks)
-        new_versions["format"] = layout.format
-        res.versions = new_versions
+        res.versions = dict(new_versions)
+        new_versions["format"] = layout.format  # kept with the rollback marks
         # (4) shards: fetch the ones whose signed hash is not cached, a few at a time
         shard_dir = cache / "shards"
         shard_dir.mkdir(exist_ok=True)

@@ -85,13 +85,13 @@ class Repository(RepositoryTree):
         *,
         now: datetime,
         bin_bits: int | None = None,
-        format: int = 2,
+        format: int = 1,
     ) -> Repository:
         """Create the workspace and the unsigned first root; ``sign`` publishes it.
 
-        ``format`` 2 (docs/format.md) sizes shards and bins from the repository (from
-        ``bin_bits`` bits up, when given); format 1 has 256 shards and ``bin_bits`` (8)
-        bits of bins, for repositories that must stay readable by older clients."""
+        ``format`` 2 (docs/format.md; ``repo init``'s default) sizes shards and bins from
+        the repository (from ``bin_bits`` bits up, when given); format 1 has 256 shards
+        and ``bin_bits`` (8) bits of bins, readable by older clients."""
         if format not in (1, 2):
             raise UserError(f"unknown repository format {format}")
         if format == 1 and bin_bits is None:
@@ -125,7 +125,7 @@ class Repository(RepositoryTree):
                 "timestamp": Role([k.keyid for k in keys.online], keys.online_threshold),
             },
             consistent_snapshot=True,
-            unrecognized_fields={REPO_FIELD: {"name": name, "format": format}},
+            unrecognized_fields={REPO_FIELD: {"name": name, "format": 1}},  # trust layout: 1
         )
         root.mkdir(parents=True, exist_ok=True)
         repo.work.mkdir()
