@@ -574,10 +574,11 @@ def _update_from(
                 )
             meta = {"sha256": sha, "length": tf.length}
             shards[sid] = meta
-            if view is not None and view.shards.get(sid) == meta:
+            if view is not None and view.shards.get(sid) == meta \
+                    and (view.layout.format, view.layout.bits) == (layout.format, layout.bits):
                 continue  # unchanged since the last verified update: not re-read
             todo.append((sid, path, tf, shard_dir / f"{sha}.json"))
-        summaries = _fetch_shards(cfg.name, url, todo, fetcher, layout.format == 1)
+        summaries = _fetch_shards(cfg.name, url, todo, fetcher, layout)
         changed = (
             view is None
             or view.shards != shards
@@ -657,7 +658,7 @@ def _index_layout(source: str, targets: Any, marks: dict[str, int]) -> Any:
 
 def _fetch_shards(
     source: str, url: str, todo: list[tuple[str, str, Any, Path]], fetcher: Fetcher,
-    summarize_shards: bool = True,
+    layout: Any,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Verify (length, sha256) and summarize each shard in ``todo`` (format 2: only
     verify and store, its entries are decoded when used), from the cache when
@@ -694,18 +695,31 @@ def _fetch_shards(
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
-            if not summarize_shards:  # verified while streamed; re-hashed when read
-                return sid, {}
+            if layout.format == 2:  # verified while streamed; re-hashed when read
+                with open(target, "rb") as f:
+                    return sid, _v2_head(source, layout, f.readline(1024), sid)
             data = read_cached(target, meta)
             if data is None:
                 raise VerificationError(
                     f"{source}: index shard {path} changed in the cache once verified")
-        return sid, summarize(data, sid) if summarize_shards else {}
+        if layout.format == 2:
+            return sid, _v2_head(source, layout, data.split(b"\n", 1)[0], sid)
+        return sid, summarize(data, sid)
 
     if len(todo) <= 1:
         return dict(one(item) for item in todo)
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="shards") as pool:
         return dict(pool.map(one, todo))
+
+
+def _v2_head(source: str, layout: Any, line: bytes, sid: str) -> dict[str, Any]:
+    """Format 2: only a shard's first line is read at update (format, id, bits as
+    signed); its projects are decoded when used."""
+    try:
+        layout.check_head(line.rstrip(b"\n"), sid)
+    except FormatError as e:
+        raise FormatError(f"{source}: {e.message}", e.hint) from None
+    return {}
 
 
 def _index_of(gen: Path) -> dict[str, Any]:

@@ -151,12 +151,10 @@ class IndexLayout:
                        "files": meta["files"]}
                 for name, meta, _files in self._lines(data, sid)}
 
-    def _lines(self, data: bytes, sid: str) -> Iterator[tuple[str, dict[str, Any], bytes]]:
-        if not data.endswith(b"\n"):
-            raise FormatError(f"index shard {sid!r} does not end with a newline")
-        lines = data[:-1].split(b"\n")
+    def check_head(self, line: bytes, sid: str) -> None:
+        """The first line of a v2 shard: format, shard id and bits as signed."""
         try:
-            head = json.loads(lines[0])
+            head = json.loads(line)
         except (ValueError, UnicodeDecodeError, RecursionError):
             raise FormatError(f"index shard {sid!r} has no valid header line") from None
         if not isinstance(head, dict) or set(head) != {"repotool-index", "shard", "bits"}:
@@ -168,6 +166,12 @@ class IndexLayout:
         if head["shard"] != sid or head["bits"] != self.bits or type(head["bits"]) is not int:
             raise FormatError(f"index shard {sid!r} says it is shard {head['shard']!r} of "
                               f"{head['bits']!r} bits, signed as {sid!r} of {self.bits}")
+
+    def _lines(self, data: bytes, sid: str) -> Iterator[tuple[str, dict[str, Any], bytes]]:
+        if not data.endswith(b"\n"):
+            raise FormatError(f"index shard {sid!r} does not end with a newline")
+        lines = data[:-1].split(b"\n")
+        self.check_head(lines[0], sid)
         previous = ""
         for line in lines[1:]:
             mhead, tab, files = line.partition(b"\t")
