@@ -575,7 +575,8 @@ def _update_from(
             meta = {"sha256": sha, "length": tf.length}
             shards[sid] = meta
             if view is not None and view.shards.get(sid) == meta \
-                    and (view.layout.format, view.layout.bits) == (layout.format, layout.bits):
+                    and (view.index_layout().format, view.index_layout().bits) \
+                    == (layout.format, layout.bits):
                 continue  # unchanged since the last verified update: not re-read
             todo.append((sid, path, tf, shard_dir / f"{sha}.json"))
         summaries = _fetch_shards(cfg.name, url, todo, fetcher, layout)

@@ -75,11 +75,10 @@ class SourceView:
     layout: Any = None  # repotool.format.index2.IndexLayout (format 1 when None)
 
     def __post_init__(self) -> None:
-        from repotool.format.index2 import IndexLayout, LazyProjects
+        if self.layout is not None and self.layout.format == 2:
+            from repotool.format.index2 import LazyProjects
 
-        if self.layout is None:
-            self.layout = IndexLayout(1, 8)
-        elif self.layout.format == 2:  # the project list: read from the shards when used
+            # the project list: read from the verified shards when used
             lazy = LazyProjects(self.layout, self.layout.projects, self._shard_bytes)
             lazy.set_shards(list(self.shards))
             self.projects = lazy  # type: ignore[assignment]
@@ -104,7 +103,7 @@ class SourceView:
         if sid not in self._shard_cache:
             data = self._shard_bytes(sid)
             self._shard_cache[sid] = Shard(sid) if data is None else \
-                self.layout.decode(data, sid)
+                self.index_layout().decode(data, sid)
         return self._shard_cache[sid]
 
     def expiry(self) -> tuple[str, datetime] | None:
@@ -141,10 +140,18 @@ class SourceView:
             return f"{role} metadata expired on {t:%Y-%m-%d %H:%M:%S} UTC"
         return None
 
+    def index_layout(self) -> Any:
+        """How this source's index is sharded (``repotool.format.index2.IndexLayout``)."""
+        if self.layout is None:
+            from repotool.format.index2 import IndexLayout
+
+            self.layout = IndexLayout(1, 8)
+        return self.layout
+
     def project(self, name: str) -> Any:
         if name not in self.projects:
             return None
-        return self.shard(self.layout.shard_of(name)).projects.get(name)
+        return self.shard(self.index_layout().shard_of(name)).projects.get(name)
 
 
 def load_view(home: Home, cfg: SourceConfig) -> SourceView | None:
