@@ -38,7 +38,6 @@ from repotool.format.index import (
     shard_of,
     summary_max_length,
 )
-from repotool.format.names import is_project_name
 
 __all__ = [
     "BIN_TARGETS",
@@ -59,6 +58,8 @@ SHARD_ENTRIES = 1024  # files per shard aimed at when (re)balancing
 BIN_TARGETS = 1024  # targets per hash bin aimed at when (re)balancing
 _V1 = 1
 _V2 = 2
+_HEAD_KEYS = {"name", "summary", "latest", "files"}
+_NAME = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")  # exactly the PEP 503 normalized names
 
 
 def choose_bits(current: int | None, count: int, per: int, minimum: int = 0) -> int:
@@ -96,6 +97,8 @@ class IndexLayout:
             return shard_of(project)
         if self.bits == 0:
             return "0"
+        if self.bits % 4 == 0:  # the same number, fewer steps
+            return hashlib.sha256(project.encode()).hexdigest()[:self.bits // 4]
         n = int.from_bytes(hashlib.sha256(project.encode()).digest()[:4], "big")
         return format(n >> (32 - self.bits), f"0{_digits(self.bits)}x")
 
@@ -167,22 +170,28 @@ class IndexLayout:
             raise FormatError(f"index shard {sid!r} says it is shard {head['shard']!r} of "
                               f"{head['bits']!r} bits, signed as {sid!r} of {self.bits}")
 
-    def _lines(self, data: bytes, sid: str) -> Iterator[tuple[str, dict[str, Any], bytes]]:
+    def _lines(self, data: bytes, sid: str) -> Iterator[tuple[str, dict[str, Any], str]]:
         if not data.endswith(b"\n"):
             raise FormatError(f"index shard {sid!r} does not end with a newline")
-        lines = data[:-1].split(b"\n")
-        self.check_head(lines[0], sid)
+        try:
+            text = data.decode("ascii")
+        except UnicodeDecodeError:
+            raise FormatError(f"index shard {sid!r} is not ASCII") from None
+        lines = text[:-1].split("\n")
+        self.check_head(lines[0].encode(), sid)
         previous = ""
+        loads = json.loads
         for line in lines[1:]:
-            mhead, tab, files = line.partition(b"\t")
+            mhead, tab, files = line.partition("\t")
             try:
-                meta = json.loads(mhead) if tab else None
-            except (ValueError, UnicodeDecodeError, RecursionError):
+                meta = loads(mhead) if tab else None
+            except (ValueError, RecursionError):
                 meta = None
-            if not isinstance(meta, dict) or set(meta) != {"name", "summary", "latest", "files"}:
+            if not isinstance(meta, dict) or meta.keys() != _HEAD_KEYS:
                 raise FormatError(f"index shard {sid!r}: a project line is malformed")
             name = meta["name"]
-            if not isinstance(name, str) or not is_project_name(name):
+            # a normalized name (canonicalize_name(n) == n), as is_project_name checks
+            if not isinstance(name, str) or not _NAME.fullmatch(name):
                 raise FormatError(f"index shard {sid!r}: {name!r} is not a normalized name")
             if self.shard_of(name) != sid:
                 raise FormatError(f"index shard {sid!r}: {name!r} belongs to shard "
@@ -197,7 +206,7 @@ class IndexLayout:
             yield name, meta, files
 
     @staticmethod
-    def _project(name: str, meta: dict[str, Any], files_json: bytes) -> Project:
+    def _project(name: str, meta: dict[str, Any], files_json: str) -> Project:
         try:
             docs = json.loads(files_json)
         except (ValueError, UnicodeDecodeError, RecursionError):
@@ -293,10 +302,20 @@ class LazyProjects(Mapping[str, dict[str, Any]]):
         return isinstance(name, str) and name in self._shard(self._layout.shard_of(name))
 
     def __iter__(self) -> Iterator[str]:
-        names: list[str] = []
+        return (name for name, _ in self._all())
+
+    def _all(self) -> list[tuple[str, dict[str, Any]]]:
+        out: list[tuple[str, dict[str, Any]]] = []
         for sid in self._sids or []:
-            names.extend(self._shard(sid))
-        return iter(sorted(names))
+            out.extend(self._shard(sid).items())
+        out.sort(key=lambda kv: kv[0])
+        return out
+
+    def items(self) -> Any:  # every shard's heads once, without a lookup per name
+        return self._all()
+
+    def values(self) -> Any:
+        return [v for _, v in self._all()]
 
     def __len__(self) -> int:
         return self._count
