@@ -410,3 +410,24 @@ def test_v2_repository_copy_keeps_working_after_workspace_removed(tmp_path: Path
     r = cli("--home", home, "source", "add", "demo", copy, "--key", pub.key.public)
     assert r.exit_code == 0, r.output
     assert _update(home)["projects"] == 2
+
+
+def test_install_from_migrated_repository_with_real_pip(tmp_path: Path, home: Path) -> None:
+    """A client added on format 1 installs (real pip, through the verified proxy) from
+    the same repository after its migration to format 2."""
+    import os
+
+    from venvs import make_venv, pip_freeze
+
+    pub = _published(tmp_path, fmt=1)
+    pub.add_wheel("app", "1.0", requires_dist=["dep-a>=2"])
+    pub.sign()
+    _add(home, pub)
+    _update(home)
+    assert cli("repo", "migrate", pub.root, "--key", pub.key.private).exit_code == 0
+    assert _update(home)["changed"]
+    py = make_venv(tmp_path / "venv")
+    env = {"RUSTUP_HOME": os.environ.get("RUSTUP_HOME", os.path.expanduser("~/.rustup"))}
+    r = cli("--home", home, "install", "--python", py, "app", env=env)
+    assert r.exit_code == 0, r.output
+    assert pip_freeze(py) == {"app": "1.0", "dep-a": "2.0"}
