@@ -152,7 +152,7 @@ class IndexLayout:
         decoding only each project's head, not its file entries."""
         return {name: {"shard": sid, "summary": meta["summary"], "latest": meta["latest"],
                        "files": meta["files"]}
-                for name, meta, _files in self._lines(data, sid)}
+                for name, meta, _files in self._lines(data, sid, with_files=False)}
 
     def check_head(self, line: bytes, sid: str) -> None:
         """The first line of a v2 shard: format, shard id and bits as signed."""
@@ -170,23 +170,28 @@ class IndexLayout:
             raise FormatError(f"index shard {sid!r} says it is shard {head['shard']!r} of "
                               f"{head['bits']!r} bits, signed as {sid!r} of {self.bits}")
 
-    def _lines(self, data: bytes, sid: str) -> Iterator[tuple[str, dict[str, Any], str]]:
+    def _lines(self, data: bytes, sid: str, with_files: bool = True
+               ) -> Iterator[tuple[str, dict[str, Any], bytes]]:
+        """Each project line's name, validated HEAD and (``with_files``) FILES bytes;
+        scans for the separators without copying the FILES parts it does not need."""
         if not data.endswith(b"\n"):
             raise FormatError(f"index shard {sid!r} does not end with a newline")
-        try:
-            text = data.decode("ascii")
-        except UnicodeDecodeError:
-            raise FormatError(f"index shard {sid!r} is not ASCII") from None
-        lines = text[:-1].split("\n")
-        self.check_head(lines[0].encode(), sid)
+        if not data.isascii():
+            raise FormatError(f"index shard {sid!r} is not ASCII")
+        first = data.index(b"\n")
+        self.check_head(data[:first], sid)
         previous = ""
         loads = json.loads
-        for line in lines[1:]:
-            mhead, tab, files = line.partition("\t")
+        pos, end = first + 1, len(data)
+        while pos < end:
+            nl = data.index(b"\n", pos)
+            tab = data.find(b"\t", pos, nl)
             try:
-                meta = loads(mhead) if tab else None
+                meta = loads(data[pos:tab].decode()) if tab != -1 else None
             except (ValueError, RecursionError):
                 meta = None
+            files = data[tab + 1:nl] if with_files and tab != -1 else b""
+            pos = nl + 1
             if not isinstance(meta, dict) or meta.keys() != _HEAD_KEYS:
                 raise FormatError(f"index shard {sid!r}: a project line is malformed")
             name = meta["name"]
@@ -206,7 +211,7 @@ class IndexLayout:
             yield name, meta, files
 
     @staticmethod
-    def _project(name: str, meta: dict[str, Any], files_json: str) -> Project:
+    def _project(name: str, meta: dict[str, Any], files_json: bytes) -> Project:
         try:
             docs = json.loads(files_json)
         except (ValueError, UnicodeDecodeError, RecursionError):
