@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 
 from repotool import __version__
-from repotool.cli import ceremony, common, keys, pip, publish, query, repo, source
+from repotool.cli import ceremony, common, keys, migrate, pip, publish, query, repo, source
 from repotool.cli.common import STATE
 from repotool.cli.render import print_json
 
@@ -34,6 +34,7 @@ app = typer.Typer(
 app.add_typer(keys.key_app, name="key")
 app.add_typer(repo.repo_app, name="repo")
 publish.register(repo.repo_app)  # repo publish
+migrate.register(repo.repo_app)  # repo migrate
 ceremony.register(  # repo rotate, proposal show|sign
     app, repo.repo_app, handled=common.handled, signers=common.load_signers,
     candidates=common.repo_candidates, pubkeys=common.pubkeys, now=common.now,

@@ -17,6 +17,7 @@ from repotool.client.state import read_cached
 from repotool.errors import VerificationError
 
 if TYPE_CHECKING:
+    from repotool.format.index2 import IndexLayout
     from repotool.transport.fetcher import Fetcher
 
 __all__ = ["META_FILES", "Verified", "collect_garbage", "fetch_shards", "index_of"]
@@ -48,9 +49,11 @@ class Verified:
 
 
 def fetch_shards(
-    source: str, url: str, todo: list[tuple[str, str, Any, Path]], fetcher: Fetcher
+    source: str, url: str, todo: list[tuple[str, str, Any, Path]], fetcher: Fetcher,
+    layout: IndexLayout,
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """Verify (length, sha256) and summarize each shard in ``todo``, from the cache when
+    """Verify (length, sha256) and summarize each shard in ``todo`` (format 2: only
+    verify and store, its entries are decoded when used), from the cache when
     a copy with the signed hash is there, else from ``url``: streamed into a temporary
     file in the shard cache while hashed (never more than its signed length, which the
     caller capped), then moved into place.
@@ -63,6 +66,7 @@ def fetch_shards(
 
     from repotool.format.index import summarize
     from repotool.format.layout import hashed_name
+    from repotool.trust.checks import check_head
 
     def one(item: tuple[str, str, Any, Path]) -> tuple[str, dict[str, dict[str, Any]]]:
         sid, path, tf, target = item
@@ -84,10 +88,17 @@ def fetch_shards(
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
+            if layout.format == 2:  # verified while streamed; re-hashed when read
+                with open(target, "rb") as f:
+                    check_head(source, layout, f.readline(1024), sid)
+                return sid, {}
             data = read_cached(target, meta)
             if data is None:
                 raise VerificationError(
                     f"{source}: index shard {path} changed in the cache once verified")
+        if layout.format == 2:
+            check_head(source, layout, data.split(b"\n", 1)[0], sid)
+            return sid, {}
         return sid, summarize(data, sid)
 
     if len(todo) <= 1:

@@ -41,7 +41,7 @@ from repotool.client.state import SourceView, keyring_state, load_view
 from repotool.errors import RepotoolError, VerificationError
 from repotool.storage import atomic_write, fsync_dir
 from repotool.transport.limits import Limits
-from repotool.trust.checks import check_name, check_rollback, index_shard
+from repotool.trust.checks import check_name, check_rollback, index_layout, index_shard
 from repotool.trust.root import repo_name, short_error
 from repotool.trust.updater import make_updater
 
@@ -127,7 +127,7 @@ def _update_source(
         probe = Probe(limits, home.ca_cert(cfg))
         if unchanged(cfg, keyring_state(home, cfg.name), probe, ref):
             res.changed = False
-            res.versions = dict(marks)
+            res.versions = {k: v for k, v in marks.items() if k != "format"}
             res.projects = len(view.projects)
             res.mirror = cfg.url
             res.files_fetched = probe.files_fetched
@@ -223,7 +223,9 @@ def _update_from(
         check_rollback(cfg.name, new_versions, marks)
         new_name = repo_name(trusted.root)
         check_name(cfg.name, cfg.repo_name, new_name, allow_name_change)
-        res.versions = new_versions
+        layout = index_layout(cfg.name, trusted.targets.unrecognized_fields, marks)
+        res.versions = dict(new_versions)
+        new_versions["format"] = layout.format  # kept with the rollback marks
         # (4) shards: fetch the ones whose signed hash is not cached, a few at a time
         shard_dir = cache / "shards"
         shard_dir.mkdir(exist_ok=True)
@@ -231,15 +233,18 @@ def _update_from(
         todo: list[tuple[str, str, Any, Path]] = []
         for path, tf in trusted.targets.targets.items():
             sha = tf.hashes.get("sha256")
-            sid = index_shard(cfg.name, path, sha, tf.length, fetcher.limits.shard_max_length)
+            sid = index_shard(cfg.name, path, sha, tf.length, fetcher.limits.shard_max_length,
+                              layout)
             if sid is None:
                 continue
             meta = {"sha256": sha, "length": tf.length}
             shards[sid] = meta
-            if view is not None and view.shards.get(sid) == meta:
+            if view is not None and view.shards.get(sid) == meta \
+                    and (view.index_layout().format, view.index_layout().bits) \
+                    == (layout.format, layout.bits):
                 continue  # unchanged since the last verified update: not re-read
             todo.append((sid, path, tf, shard_dir / f"{sha}.json"))
-        summaries = fetch_shards(cfg.name, url, todo, fetcher)
+        summaries = fetch_shards(cfg.name, url, todo, fetcher, layout)
         changed = (
             view is None
             or view.shards != shards
@@ -257,7 +262,7 @@ def _update_from(
             return
         # (5) derived list and generation, then the keyring (the commit point)
         projects: dict[str, dict[str, Any]] = {}
-        if view is not None:
+        if view is not None and layout.format == 1:
             projects = {
                 n: p for n, p in view.projects.items()
                 if p["shard"] in shards and p["shard"] not in summaries
@@ -265,9 +270,12 @@ def _update_from(
             }
         for summary in summaries.values():
             projects.update(summary)
-        res.projects = len(projects)
+        res.projects = len(projects) if layout.format == 1 else layout.projects
         doc = {
             "projects": dict(sorted(projects.items())),
+            # format 2: the project list is read from the verified shards when used
+            "index": {"format": layout.format, "bits": layout.bits,
+                      "projects": layout.projects},
             "shards": shards,
             "updated": now.isoformat(),
             "versions": new_versions,

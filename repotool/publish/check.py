@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from repotool.errors import RepotoolError, UserError
+from repotool.errors import FormatError, RepotoolError, UserError
 from repotool.format.layout import METADATA_DIR, target_disk_path
 from repotool.storage import hash_file
 
@@ -59,7 +59,7 @@ def _hash(path: Path) -> tuple[str, int] | None:
 def check_repository(directory: Path, *, now: datetime) -> CheckReport:
     from tuf.api import exceptions as tuf_exc
 
-    from repotool.format.index import Shard
+    from repotool.format.index2 import layout_of
     from repotool.transport.fetcher import Fetcher, translate_download_error
     from repotool.trust.updater import make_updater
 
@@ -144,9 +144,12 @@ def check_repository(directory: Path, *, now: datetime) -> CheckReport:
                 continue
             sid = path[len("index/"):-len(".json")]
             try:
+                layout = layout_of(ts.targets.unrecognized_fields)
+                if layout.shard_id(path) != sid:
+                    raise FormatError(f"not a shard of the signed layout {layout}")
                 data = target_disk_path(directory, path, tf.hashes["sha256"]).read_bytes()
                 tf.verify_length_and_hashes(data)
-                shard = Shard.from_bytes(data, sid)
+                shard = layout.decode(data, sid)
             except (OSError, tuf_exc.LengthOrHashMismatchError, RepotoolError) as e:
                 report.problems.append(f"{path}: {e}")
                 continue

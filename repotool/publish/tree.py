@@ -28,7 +28,8 @@ from tuf.api.metadata import (
 from tuf.api.serialization.json import JSONSerializer
 
 from repotool.errors import UserError
-from repotool.format.index import FileEntry, Shard, shard_path
+from repotool.format.index import FileEntry, Shard
+from repotool.format.index2 import IndexLayout, layout_of
 from repotool.format.layout import METADATA_DIR, ROOT_PAGES, WORK_DIR, target_disk_path
 from repotool.storage import atomic_write, locked
 
@@ -186,13 +187,24 @@ class RepositoryTree:
         tf.verify_length_and_hashes(data)
         return data
 
-    def load_shard(self, pub: Published | None, shard: str) -> Shard:
-        if pub is None:
+    @staticmethod
+    def layout(pub: Published | None) -> IndexLayout | None:
+        """How the published index is sharded (None before the first publication)."""
+        return layout_of(pub.targets.signed.unrecognized_fields) if pub is not None else None
+
+    def load_shard(self, pub: Published | None, shard: str,
+                   layout: IndexLayout | None = None) -> Shard:
+        layout = layout or self.layout(pub)
+        if pub is None or layout is None:
             return Shard(shard)
-        tf = pub.targets.signed.targets.get(shard_path(shard))
+        tf = pub.targets.signed.targets.get(layout.path(shard))
         if tf is None:
             return Shard(shard)
-        return Shard.from_bytes(self.read_target(tf), shard)
+        return layout.decode(self.read_target(tf), shard)
+
+    def shard_of(self, pub: Published | None, project: str) -> str:
+        """The published shard ``project`` is in (or would be)."""
+        return (self.layout(pub) or IndexLayout()).shard_of(project)
 
     def all_projects(self, pub: Published | None) -> set[str]:
         if pub is None:
