@@ -52,8 +52,8 @@ def fetch_shards(
     source: str, url: str, todo: list[tuple[str, str, Any, Path]], fetcher: Fetcher,
     layout: IndexLayout,
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """Verify (length, sha256) and summarize each shard in ``todo`` (format 2: only
-    verify and store, its entries are decoded when used), from the cache when
+    """Verify (length, sha256) and summarize each shard in ``todo`` (format 2: its
+    projects' heads; file entries are decoded when used), from the cache when
     a copy with the signed hash is there, else from ``url``: streamed into a temporary
     file in the shard cache while hashed (never more than its signed length, which the
     caller capped), then moved into place.
@@ -66,7 +66,7 @@ def fetch_shards(
 
     from repotool.format.index import summarize
     from repotool.format.layout import hashed_name
-    from repotool.trust.checks import check_head
+    from repotool.trust.checks import check_head, heads
 
     def one(item: tuple[str, str, Any, Path]) -> tuple[str, dict[str, dict[str, Any]]]:
         sid, path, tf, target = item
@@ -88,17 +88,13 @@ def fetch_shards(
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
-            if layout.format == 2:  # verified while streamed; re-hashed when read
-                with open(target, "rb") as f:
-                    check_head(source, layout, f.readline(1024), sid)
-                return sid, {}
             data = read_cached(target, meta)
             if data is None:
                 raise VerificationError(
                     f"{source}: index shard {path} changed in the cache once verified")
-        if layout.format == 2:
+        if layout.format == 2:  # the heads only: file entries are decoded when used
             check_head(source, layout, data.split(b"\n", 1)[0], sid)
-            return sid, {}
+            return sid, heads(source, layout, data, sid)
         return sid, summarize(data, sid)
 
     if len(todo) <= 1:

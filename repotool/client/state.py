@@ -75,10 +75,12 @@ class SourceView:
     layout: Any = None  # repotool.format.index2.IndexLayout (format 1 when None)
 
     def __post_init__(self) -> None:
-        if self.layout is not None and self.layout.format == 2:
+        if self.layout is not None and self.layout.format == 2 and not self.projects \
+                and self.layout.projects:
             from repotool.format.index2 import LazyProjects
 
-            # the project list: read from the verified shards when used
+            # a generation written without the heads (before they were kept): the
+            # project list is read from the verified shards when used
             lazy = LazyProjects(self.layout, self.layout.projects, self._shard_bytes)
             lazy.set_shards(list(self.shards))
             self.projects = lazy  # type: ignore[assignment]

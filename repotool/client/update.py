@@ -262,7 +262,7 @@ def _update_from(
             return
         # (5) derived list and generation, then the keyring (the commit point)
         projects: dict[str, dict[str, Any]] = {}
-        if view is not None and layout.format == 1:
+        if view is not None:
             projects = {
                 n: p for n, p in view.projects.items()
                 if p["shard"] in shards and p["shard"] not in summaries
@@ -270,10 +270,10 @@ def _update_from(
             }
         for summary in summaries.values():
             projects.update(summary)
-        res.projects = len(projects) if layout.format == 1 else layout.projects
+        res.projects = len(projects)
         doc = {
+            # format 2 too: the heads, so list and search need not read every shard
             "projects": dict(sorted(projects.items())),
-            # format 2: the project list is read from the verified shards when used
             "index": {"format": layout.format, "bits": layout.bits,
                       "projects": layout.projects},
             "shards": shards,

@@ -20,7 +20,7 @@ from typing import Any
 from repotool.errors import FormatError, VerificationError
 from repotool.format.index2 import IndexLayout, layout_of
 
-__all__ = ["HEX64", "check_head", "check_name", "check_rollback", "index_layout",
+__all__ = ["HEX64", "check_head", "check_name", "check_rollback", "heads", "index_layout",
            "index_shard"]
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -70,6 +70,16 @@ def check_head(source: str, layout: IndexLayout, line: bytes, sid: str) -> None:
     decoded when used."""
     try:
         layout.check_head(line.rstrip(b"\n"), sid)
+    except FormatError as e:
+        raise FormatError(f"{source}: {e.message}", e.hint) from None
+
+
+def heads(source: str, layout: IndexLayout, data: bytes, sid: str
+          ) -> dict[str, dict[str, Any]]:
+    """Format 2: what ``update`` keeps of a verified shard, its projects' heads (summary,
+    latest version, file count), without decoding their file entries."""
+    try:
+        return layout.headers(data, sid)
     except FormatError as e:
         raise FormatError(f"{source}: {e.message}", e.hint) from None
 
