@@ -149,6 +149,73 @@ def test_fresh_client_accepts_rolled_back_but_valid_state(home: Path, tmp_path: 
     assert _client(home, "update").exit_code == 0
 
 
+# ---- format 2: golden-v2 (golden migrated) and its forgeries ----------------------------
+
+GOLDEN_V2 = VECTORS / "golden-v2"
+FORGERIES_V2 = sorted(MANIFEST["forgeries_v2"])
+
+
+def _overlay_v2(forgery: str, dest: Path) -> Path:
+    shutil.copytree(GOLDEN_V2, dest)
+    for rel, data in _tree(VECTORS / "forgeries-v2" / forgery).items():
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dest / rel).write_bytes(data)
+    return dest
+
+
+def test_golden_v2_client_update_and_check(home: Path, tmp_path: Path) -> None:
+    assert cli("repo", "check", GOLDEN_V2).exit_code == 0
+    _add(home, GOLDEN_V2)
+    r = _client(home, "update", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)[0]["versions"] == MANIFEST["golden_v2"]["versions"]
+    listed = json.loads(_client(home, "list", "--json").stdout)
+    assert {(x["project"], x["version"]) for x in listed} == {("demo-pkg", "1.1"),
+                                                              ("dep-a", "2.0")}
+    r = _client(home, "download", "demo-pkg==1.0", "-d", tmp_path / "dl")
+    assert r.exit_code == 0, r.output
+
+
+def test_golden_client_follows_migration_to_golden_v2(home: Path, tmp_path: Path) -> None:
+    """A client that added golden (format 1) follows the migration with its keyring."""
+    repo = tmp_path / "repo"
+    shutil.copytree(GOLDEN, repo)
+    _add(home, repo)
+    assert _client(home, "update").exit_code == 0
+    shutil.rmtree(repo)
+    shutil.copytree(GOLDEN_V2, repo)
+    r = _client(home, "update", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)[0]["versions"] == MANIFEST["golden_v2"]["versions"]
+
+
+def test_every_v2_forgery_is_described() -> None:
+    assert set(FORGERIES_V2) == {p.name for p in (VECTORS / "forgeries-v2").iterdir()}
+
+
+@pytest.mark.parametrize("forgery", FORGERIES_V2)
+def test_v2_forgery_refused(forgery: str, home: Path, tmp_path: Path) -> None:
+    expect = MANIFEST["forgeries_v2"][forgery]
+    repo = tmp_path / "repo"
+    assert cli("repo", "check", _overlay_v2(forgery, tmp_path / "c")).exit_code == \
+        expect["check"]
+    if "update_after_golden" in expect:
+        shutil.copytree(GOLDEN_V2, repo)
+        _add(home, repo)
+        assert _client(home, "update").exit_code == 0
+        shutil.rmtree(repo)
+        _overlay_v2(forgery, repo)
+        r = _client(home, "update")
+        assert r.exit_code == expect["update_after_golden"], r.output
+        assert "version" in r.stderr.lower() or "rollback" in r.stderr.lower(), r.stderr
+        return
+    _overlay_v2(forgery, repo)
+    _add(home, repo)
+    r = _client(home, "update")
+    assert r.exit_code == expect["update"], r.output
+    assert _client(home, "list").stdout == ""
+
+
 # ---- reproducibility -------------------------------------------------------------------
 
 
@@ -162,7 +229,7 @@ def _generator() -> Any:
 
 def test_generate_reproduces_committed_bytes(tmp_path: Path) -> None:
     _generator().generate(tmp_path / "out")
-    for sub in ("keys", "golden", "forgeries"):
+    for sub in ("keys", "golden", "forgeries", "golden-v2", "forgeries-v2"):
         committed, fresh = _tree(VECTORS / sub), _tree(tmp_path / "out" / sub)
         assert sorted(committed) == sorted(fresh), sub
         differ = [k for k in committed if committed[k] != fresh[k]]

@@ -22,6 +22,7 @@ from repotool.cli import (
     ceremony,
     common,
     keys,
+    migrate,
     mirror,
     pip,
     publish,
@@ -46,6 +47,7 @@ app.add_typer(keys.key_app, name="key")
 app.add_typer(repo.repo_app, name="repo")
 publish.register(repo.repo_app)  # repo publish
 mirror.register(app, repo.repo_app)  # mirror, repo import, repo list
+migrate.register(repo.repo_app)  # repo migrate
 ceremony.register(  # repo rotate, proposal show|sign
     app, repo.repo_app, handled=common.handled, signers=common.load_signers,
     candidates=common.repo_candidates, pubkeys=common.pubkeys, now=common.now,

@@ -47,6 +47,9 @@ def repo_init(
         "--targets-key. Default 1.")] = None,
     online_key: Annotated[list[Path] | None, typer.Option(
         "--online-key", help="Signs snapshot and timestamp.")] = None,
+    format_: Annotated[int, typer.Option(
+        "--format", help="Repository format: 2 (shards and bins sized to the repository) "
+        "or 1 (256 of each, for clients older than format 2).")] = 2,
 ) -> None:
     """Create a repository; 'repo sign' publishes it."""
     from repotool.publish.workspace import Repository, RoleKeys
@@ -76,7 +79,9 @@ def repo_init(
         _check_threshold(rt, len(root_key), "--threshold", "--root-key")
         _check_threshold(tt, len(targets_key), "--targets-threshold", "--targets-key")
         keys = RoleKeys(pubkeys(root_key), rt, pubkeys(targets_key), tt, pubkeys(online_key))
-    Repository.init(directory, name, keys, now=now())
+    if format_ not in (1, 2):
+        raise UsageError("--format is 1 or 2")
+    Repository.init(directory, name, keys, now=now(), format=format_)
     err(f"initialised repository {name!r} in {directory}; add files with 'repotool repo add' "
          "and publish with 'repotool repo sign'")
 

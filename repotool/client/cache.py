@@ -19,6 +19,7 @@ from repotool.errors import VerificationError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from repotool.format.index2 import IndexLayout
     from repotool.transport.fetcher import Fetcher
 
 __all__ = ["META_FILES", "Verified", "collect_garbage", "fetch_shards", "index_of"]
@@ -52,9 +53,11 @@ class Verified:
 
 def fetch_shards(
     source: str, url: str, todo: list[tuple[str, str, Any, Path]], fetcher: Fetcher,
+    layout: IndexLayout,
     check_dev: Callable[[str, bytes], None] | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """Verify (length, sha256) and summarize each shard in ``todo``, from the cache when
+    """Verify (length, sha256) and summarize each shard in ``todo`` (format 2: its
+    projects' heads; file entries are decoded when used), from the cache when
     a copy with the signed hash is there, else from ``url``: streamed into a temporary
     file in the shard cache while hashed (never more than its signed length, which the
     caller capped), then moved into place. A pseudo-shard ``~P`` is delegated project
@@ -68,6 +71,7 @@ def fetch_shards(
 
     from repotool.format.index import summarize
     from repotool.format.layout import hashed_name
+    from repotool.trust.checks import check_head, heads
 
     def one(item: tuple[str, str, Any, Path]) -> tuple[str, dict[str, dict[str, Any]]]:
         sid, path, tf, target = item
@@ -99,6 +103,9 @@ def fetch_shards(
             summary = summarize(data, real_shard(sid))
             check_dev(sid, data)
             return sid, {n: {**p, "shard": sid} for n, p in summary.items()}
+        if layout.format == 2:  # the heads only: file entries are decoded when used
+            check_head(source, layout, data.split(b"\n", 1)[0], sid)
+            return sid, heads(source, layout, data, sid)
         return sid, summarize(data, sid)
 
     if len(todo) <= 1:

@@ -73,6 +73,30 @@ class SourceView:
     expires: object = None  # the keyring's record: role -> ISO 8601 expiry of what was verified
     _shard_cache: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)  # filename -> 'repo import' record
+    layout: Any = None  # repotool.format.index2.IndexLayout (format 1 when None)
+
+    def __post_init__(self) -> None:
+        if self.layout is not None and self.layout.format == 2 and not self.projects \
+                and self.layout.projects:
+            from repotool.format.index2 import LazyProjects
+
+            # a generation written without the heads (before they were kept): the
+            # project list is read from the verified shards when used
+            lazy = LazyProjects(self.layout, self.layout.projects, self._shard_bytes)
+            lazy.set_shards(list(self.shards))
+            self.projects = lazy  # type: ignore[assignment]
+
+    def _shard_bytes(self, sid: str) -> bytes | None:
+        meta = self.shards.get(sid)
+        if meta is None:
+            return None
+        data = read_cached(self.cache / "shards" / f"{meta['sha256']}.json", meta)
+        if data is None:
+            raise VerificationError(
+                f"cached index of source {self.cfg.name!r} is damaged",
+                f"run 'repotool clean {self.cfg.name}' and 'repotool update'",
+            )
+        return data
 
     def shard(self, sid: str) -> Any:
         """A shard read back from the cache, re-hashed against the signed sha256 and
@@ -80,21 +104,15 @@ class SourceView:
         from repotool.format.index import Shard
 
         if sid not in self._shard_cache:
-            meta = self.shards.get(sid)
-            if meta is None:
+            data = self._shard_bytes(sid)
+            if data is None:
                 self._shard_cache[sid] = Shard(sid)
-            else:
-                data = read_cached(self.cache / "shards" / f"{meta['sha256']}.json", meta)
-                if data is None:
-                    raise VerificationError(
-                        f"cached index of source {self.cfg.name!r} is damaged",
-                        f"run 'repotool clean {self.cfg.name}' and 'repotool update'",
-                    )
+            elif sid.startswith("~"):  # delegated project P's own index (client/delegated.py)
                 from repotool.format.index import shard_of
 
-                # "~P": delegated project P's own index (client/delegated.py)
-                real = shard_of(sid[1:]) if sid.startswith("~") else sid
-                self._shard_cache[sid] = Shard.from_bytes(data, real)
+                self._shard_cache[sid] = Shard.from_bytes(data, shard_of(sid[1:]))
+            else:
+                self._shard_cache[sid] = self.index_layout().decode(data, sid)
         return self._shard_cache[sid]
 
     def expiry(self) -> tuple[str, datetime] | None:
@@ -131,14 +149,21 @@ class SourceView:
             return f"{role} metadata expired on {t:%Y-%m-%d %H:%M:%S} UTC"
         return None
 
-    def project(self, name: str) -> Any:
-        from repotool.format.index import shard_of
+    def index_layout(self) -> Any:
+        """How this source's index is sharded (``repotool.format.index2.IndexLayout``)."""
+        if self.layout is None:
+            from repotool.format.index2 import IndexLayout
 
+            self.layout = IndexLayout(1, 8)
+        return self.layout
+
+    def project(self, name: str) -> Any:
         if name not in self.projects:
             return None
         sid = self.projects[name].get("shard")
-        return self.shard(sid if isinstance(sid, str) and sid.startswith("~")
-                          else shard_of(name)).projects.get(name)
+        if isinstance(sid, str) and sid.startswith("~"):
+            return self.shard(sid).projects.get(name)
+        return self.shard(self.index_layout().shard_of(name)).projects.get(name)
 
 
 def load_view(home: Home, cfg: SourceConfig) -> SourceView | None:
@@ -161,9 +186,15 @@ def load_view(home: Home, cfg: SourceConfig) -> SourceView | None:
         if not (isinstance(doc, dict) and isinstance(doc.get("projects"), dict)
                 and isinstance(doc.get("shards"), dict) and isinstance(doc.get("updated"), str)):
             return None  # not what 'update' writes: it rebuilds the generation
+        layout = None
+        index = doc.get("index")
+        if isinstance(index, dict) and index.get("format") == 2:
+            from repotool.format.index2 import IndexLayout
+
+            layout = IndexLayout(2, int(index["bits"]), 0, int(index["projects"]))
         return SourceView(cfg, cache / gen, cache, doc["projects"], doc["shards"],
                           doc["updated"], dict(doc.get("versions", {})), state.get("expires"),
-                          provenance=dict(doc.get("provenance", {})))
+                          provenance=dict(doc.get("provenance", {})), layout=layout)
     except (ValueError, KeyError, TypeError, RecursionError):
         return None
 

@@ -42,7 +42,7 @@ from repotool.client.state import SourceView, keyring_state, load_view
 from repotool.errors import FormatError, RepotoolError, VerificationError
 from repotool.storage import atomic_write, fsync_dir
 from repotool.transport.limits import Limits
-from repotool.trust.checks import HEX64, check_name, check_rollback, index_shard
+from repotool.trust.checks import HEX64, check_name, check_rollback, index_layout, index_shard
 from repotool.trust.root import parse_root, repo_name, short_error
 from repotool.trust.updater import make_updater
 
@@ -129,7 +129,7 @@ def _update_source(
         probe = Probe(limits, home.ca_cert(cfg))
         if unchanged(cfg, keyring_state(home, cfg.name), probe, ref):
             res.changed = False
-            res.versions = dict(marks)
+            res.versions = {k: v for k, v in marks.items() if k != "format"}
             res.projects = len(view.projects)
             res.mirror = cfg.url
             res.files_fetched = probe.files_fetched
@@ -230,7 +230,9 @@ def _update_from(
         check_rollback(cfg.name, new_versions, marks)
         new_name = repo_name(trusted.root)
         check_name(cfg.name, cfg.repo_name, new_name, allow_name_change)
-        res.versions = new_versions
+        layout = index_layout(cfg.name, trusted.targets.unrecognized_fields, marks)
+        res.versions = dict(new_versions)
+        new_versions["format"] = layout.format  # kept with the rollback marks
         # (4) shards: fetch the ones whose signed hash is not cached, a few at a time
         shard_dir = cache / "shards"
         shard_dir.mkdir(exist_ok=True)
@@ -238,12 +240,15 @@ def _update_from(
         todo: list[tuple[str, str, Any, Path]] = []
         for path, tf in trusted.targets.targets.items():
             sha = tf.hashes.get("sha256")
-            sid = index_shard(cfg.name, path, sha, tf.length, fetcher.limits.shard_max_length)
+            sid = index_shard(cfg.name, path, sha, tf.length, fetcher.limits.shard_max_length,
+                              layout)
             if sid is None:
                 continue
             meta = {"sha256": sha, "length": tf.length}
             shards[sid] = meta
-            if view is not None and view.shards.get(sid) == meta:
+            if view is not None and view.shards.get(sid) == meta \
+                    and (view.index_layout().format, view.index_layout().bits) \
+                    == (layout.format, layout.bits):
                 continue  # unchanged since the last verified update: not re-read
             todo.append((sid, path, tf, shard_dir / f"{sha}.json"))
         # developer keys (client/delegated.py): delegated roles and their project indexes
@@ -268,7 +273,7 @@ def _update_from(
         def check_dev(sid: str, data: bytes) -> None:
             dlg.check_project_doc(cfg.name, sid, data, dev_roles[sid[1:]])
 
-        summaries = fetch_shards(cfg.name, url, todo, fetcher, check_dev)
+        summaries = fetch_shards(cfg.name, url, todo, fetcher, layout, check_dev)
         from repotool.client.imported import fetch_provenance  # files from 'repo import'
 
         imported = fetch_provenance(cfg.name, url, trusted.targets, fetcher,
@@ -303,7 +308,10 @@ def _update_from(
             projects.update(summary)
         res.projects = len(projects)
         doc = {
+            # format 2 too: the heads, so list and search need not read every shard
             "projects": dict(sorted(projects.items())),
+            "index": {"format": layout.format, "bits": layout.bits,
+                      "projects": layout.projects},
             "shards": shards,
             "updated": now.isoformat(),
             "versions": new_versions,

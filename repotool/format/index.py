@@ -282,3 +282,8 @@ def _parse_file(project: str, fdoc: object) -> FileEntry:
         if not yanked:  # PEP 691: a reason is a non-empty string
             raise FormatError(f"file {filename!r}: yanked reason is empty")
     return FileEntry(filename, str(version), sha, size, rp, deps, ut, yanked)
+
+
+# shared with index format 2 (repotool.format.index2), which keeps these entry rules
+parse_file_entry = _parse_file
+bounded_str = _str

@@ -15,7 +15,8 @@ from pathlib import Path
 from tuf.api.metadata import TargetFile
 
 from repotool.format import simple
-from repotool.format.index import FileEntry, Project, Shard, shard_of, shard_path
+from repotool.format.index import FileEntry, Project, Shard
+from repotool.format.index2 import SHARD_ENTRIES, IndexLayout, choose_bits
 from repotool.format.layout import (
     ROOT_PAGES,
     dist_target_path,
@@ -51,20 +52,28 @@ class Changes:
     bin_targets: dict[str, TargetFile | None]  # target path held by a bin -> new, or None
     shard_targets: dict[str, TargetFile | None]  # shard path (a target of targets) -> ...
     projects: int  # projects changed
+    layout: IndexLayout  # how the new index is sharded (and its counts, format 2)
 
 
 def apply_pending(
-    tree: RepositoryTree, pub: Published | None, pending: Pending, out: Outputs
+    tree: RepositoryTree, pub: Published | None, pending: Pending, out: Outputs,
+    fmt: int = 1,
 ) -> Changes:
-    """The new shards and pages of ``pending`` on top of ``pub``, gathered in ``out``."""
+    """The new shards and pages of ``pending`` on top of ``pub``, gathered in ``out``;
+    ``fmt`` is the index format to write (a published format 1 index is converted)."""
     changed: dict[str, TargetFile | None] = {}  # bin-held target path -> new/None
     shard_targets: dict[str, TargetFile | None] = {}
     shards: dict[str, Shard] = {}
+    old = tree.layout(pub)
+    # changes apply in the published layout; a first publication works in one shard
+    work = old or (IndexLayout(1, 8) if fmt == 1 else IndexLayout(2, 0))
+    before: dict[str, tuple[int, int]] = {}  # shard -> (files, projects) as published
 
     def shard_for(project: str) -> Shard:
-        sh = shard_of(project)
+        sh = work.shard_of(project)
         if sh not in shards:
-            shards[sh] = tree.load_shard(pub, sh)
+            shards[sh] = tree.load_shard(pub, sh, work)
+            before[sh] = _counts(shards[sh])
         return shards[sh]
 
     touched: set[str] = set()
@@ -133,14 +142,52 @@ def apply_pending(
     if projects_after != projects_before or pub is None:
         for page, render in zip(ROOT_PAGES, (simple.root_html, simple.root_json), strict=True):
             changed[page] = out.add_target(page, render(projects_after))
+    new = work
+    emit = {work.shard_of(p) for p in touched}
+    if fmt == 2:
+        if old is None or old.format == 1:  # every shard is loaded: exact counts
+            for path in pub.targets.signed.targets if pub is not None else ():
+                sid = work.shard_id(path)
+                if sid is not None and sid not in shards:
+                    shards[sid] = tree.load_shard(pub, sid, work)
+                    before[sid] = _counts(shards[sid])
+            files, projects = _counts(*shards.values())
+        else:
+            files, projects = old.files, old.projects
+            for sid, sh in shards.items():
+                nf, np_ = _counts(sh)
+                files += nf - before[sid][0]
+                projects += np_ - before[sid][1]
+        current = old.bits if old is not None and old.format == 2 else None
+        bits = choose_bits(current, files, SHARD_ENTRIES)
+        new = IndexLayout(2, bits, files, projects)
+        if (work.format, work.bits) != (2, bits):  # re-balance: regroup every shard
+            for path in pub.targets.signed.targets if pub is not None else ():
+                sid = work.shard_id(path)
+                if sid is not None and sid not in shards:
+                    shards[sid] = tree.load_shard(pub, sid, work)
+            for sid in shards:
+                shard_targets[work.path(sid)] = None
+            regrouped: dict[str, Shard] = {}
+            for sh in shards.values():
+                for name, proj in sh.projects.items():
+                    nsid = new.shard_of(name)
+                    regrouped.setdefault(nsid, Shard(nsid)).projects[name] = proj
+            shards, emit = regrouped, set(regrouped)
     for sid, sh in shards.items():
-        if not any(shard_of(p) == sid for p in touched):
+        if sid not in emit:
             continue
-        path = shard_path(sid)
+        path = new.path(sid)
         if sh.projects:
-            tf = TargetFile.from_data(path, data := sh.to_bytes(), ["sha256"])
+            tf = TargetFile.from_data(path, data := new.encode(sh), ["sha256"])
             out.writes.append((target_disk_path(tree.root, path, tf.hashes["sha256"]), data))
             shard_targets[path] = tf
         else:
             shard_targets[path] = None
-    return Changes(changed, shard_targets, len(touched))
+    return Changes(changed, shard_targets, len(touched), new)
+
+
+def _counts(*shards: Shard) -> tuple[int, int]:
+    """(file entries, projects) of ``shards``."""
+    return (sum(len(p.files) for sh in shards for p in sh.projects.values()),
+            sum(len(sh.projects) for sh in shards))

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from repotool.errors import RepotoolError, UserError
+from repotool.errors import FormatError, RepotoolError, UserError
 from repotool.format.layout import METADATA_DIR, target_disk_path
 from repotool.storage import hash_file
 
@@ -59,7 +59,7 @@ def _hash(path: Path) -> tuple[str, int] | None:
 def check_repository(directory: Path, *, now: datetime) -> CheckReport:
     from tuf.api import exceptions as tuf_exc
 
-    from repotool.format.index import Shard
+    from repotool.format.index2 import layout_of
     from repotool.transport.fetcher import Fetcher, translate_download_error
     from repotool.trust.updater import make_updater
 
@@ -125,7 +125,7 @@ def check_repository(directory: Path, *, now: datetime) -> CheckReport:
         # developer roles (repotool.publish.delegation): verified from a bin, their
         # targets checked with the bins' and their project indexes with the shards
         from repotool.format.delegations import PROJECT_INDEX_DIR, matching_role
-        from repotool.format.index import shard_of
+        from repotool.format.index import Shard, shard_of
         from repotool.publish.delegation import check_delegations
 
         dev_targets, dev_indexes, deleg = check_delegations(up, ts, report)
@@ -154,9 +154,13 @@ def check_repository(directory: Path, *, now: datetime) -> CheckReport:
             sid = (shard_of(path[len(PROJECT_INDEX_DIR) + 1:-len(".json")]) if delegated
                    else path[len("index/"):-len(".json")])
             try:
+                layout = layout_of(ts.targets.unrecognized_fields)
+                if not delegated and layout.shard_id(path) != sid:
+                    raise FormatError(f"not a shard of the signed layout {layout}")
                 data = target_disk_path(directory, path, tf.hashes["sha256"]).read_bytes()
                 tf.verify_length_and_hashes(data)
-                shard = Shard.from_bytes(data, sid)
+                # a delegated project's own index is a format 1 shard of one project
+                shard = Shard.from_bytes(data, sid) if delegated else layout.decode(data, sid)
             except (OSError, tuf_exc.LengthOrHashMismatchError, RepotoolError) as e:
                 report.problems.append(f"{path}: {e}")
                 continue

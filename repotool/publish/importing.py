@@ -84,7 +84,6 @@ def import_files(directory: Path, files: Sequence[Importable], *, now: datetime
 def list_files(directory: Path) -> list[dict[str, Any]]:
     """Every distribution of the repository — published, and pending additions — with
     its provenance when it was imported (``imported_from``: the record, else None)."""
-    from repotool.format.index import shard_of
     from repotool.publish.workspace import Repository
 
     repo = Repository(directory)
@@ -94,7 +93,7 @@ def list_files(directory: Path) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     shards: dict[str, Any] = {}
     for project in sorted(repo.all_projects(pub)):
-        sid = shard_of(project)
+        sid = repo.shard_of(pub, project)  # in the published layout (format 1 or 2)
         if sid not in shards:
             shards[sid] = repo.load_shard(pub, sid)
         proj = shards[sid].projects.get(project)

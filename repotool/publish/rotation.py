@@ -55,7 +55,7 @@ def describe_keys(repo: RepositoryTree) -> dict[str, Any]:
     bins = {
         "keys": sorted(sr.keyids if sr else tr.keyids),
         "threshold": sr.threshold if sr else tr.threshold,
-        "count": sr.number_of_bins if sr else 2 ** int(repo.config()["bin_bits"]),
+        "count": sr.number_of_bins if sr else 2 ** int(repo.config().get("bin_bits") or 1),
     }
     return {
         "name": r.unrecognized_fields.get(REPO_FIELD, {}).get("name"),

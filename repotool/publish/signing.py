@@ -38,6 +38,7 @@ from tuf.api.metadata import (
 
 from repotool.errors import VerificationError
 from repotool.format.layout import BINS_PREFIX
+from repotool.publish.bins import size_bins
 from repotool.publish.changes import Outputs, apply_pending
 from repotool.publish.delegation import Plan
 from repotool.publish.shortfall import Signed, check_missing, short_of
@@ -92,6 +93,7 @@ def sign(
     presigned: bool = False,
     refresh: bool = False,
     before: Callable[[Published | None], None] | None = None,
+    fmt: int | None = None,
 ) -> SignSummary:
     """Publish ``repo``'s pending changes (and ``new_root``, from a rotation), holding the
     repository's lock; ``Repository.sign`` documents the arguments.
@@ -101,10 +103,11 @@ def sign(
     ``refresh``: re-sign snapshot and timestamp only; pending changes stay pending.
     ``before``: called under the lock with what is published, before anything else (a
     ceremony checks there that its proposal still applies).
+    ``fmt``: 2 converts a format 1 repository (``repo migrate``).
     """
     repo.require()
     with repo.lock():
-        run = Signing(repo, signers, now, expires, force, new_root)
+        run = Signing(repo, signers, now, expires, force, new_root, fmt)
         run.presigned, run.refresh = presigned, refresh
         if refresh:
             run.pending = {"add": [], "remove": [], "yank": []}
@@ -126,6 +129,7 @@ class Signing:
         expires: int | None,
         force: frozenset[str],
         new_root: Metadata[Root] | None,
+        fmt: int | None = None,
     ) -> None:
         self.repo = repo
         self.signers = signers
@@ -135,6 +139,11 @@ class Signing:
         self.pub = repo.published()
         self.pending = repo.pending()
         self.pending_root = new_root or repo.pending_root()
+        # the index format to write: never lower than what is published (a migration
+        # killed before its config was saved is finished by the next sign)
+        published = repo.layout(self.pub)
+        self.fmt = max(fmt or int(repo.config().get("format", 1)),
+                       published.format if published else 1)
         self.out = Outputs(repo.root)  # everything to write, once every role is checked
         self.summary = SignSummary()
         self.presigned = False
@@ -169,7 +178,7 @@ class Signing:
 
         # (2) targets and its bins delegation follow root's targets role
         if pub is None:
-            bits = int(repo.config()["bin_bits"])
+            bits = int(repo.config().get("bin_bits") or 1)
             targets = fresh_metadata(Targets())
             targets.signed.delegations = Delegations(
                 keys={}, roles=None,
@@ -195,13 +204,19 @@ class Signing:
             plan.apply_to_targets(targets.signed)
 
         # (3) apply pending changes to shards and pages; a delegated project's go to its role
-        changes = apply_pending(repo, pub, self.pending, self.out)
+        changes = apply_pending(repo, pub, self.pending, self.out, self.fmt)
         plan.split(changes, self.out)
         self.summary.projects_changed = changes.projects
         changed_targets, shard_targets = changes.bin_targets, changes.shard_targets
         from repotool.publish.provenance import provenance_target  # what repo import recorded
 
         shard_targets = {**shard_targets, **provenance_target(repo.root, pub, self.out.writes)}
+        field_changed = False
+        rebalanced: dict[str, Any] | None = None
+        if self.fmt == 2:  # the bins follow the repository's size (repotool.publish.bins)
+            bins_role, rebalanced, field_changed = size_bins(
+                repo, pub, targets, bins_role, root, changes.layout)
+            delegation_changed = delegation_changed or rebalanced is not None
 
         # (4) roles to write
         bins: dict[str, Metadata[Targets]] = {}
@@ -209,6 +224,10 @@ class Signing:
         if pub is None or delegation_changed or "bins" in self.force:
             for b in all_bins:
                 bins[b] = repo.load_bin(pub, b)
+                if rebalanced is not None:  # same name, new range: the version goes on
+                    bins[b].signed.targets = {}
+            for path, tf in (rebalanced or {}).items():
+                bins[bins_role.get_role_for_target(path)].signed.targets[path] = tf
         for path, tf in changed_targets.items():
             b = bins_role.get_role_for_target(path)
             if b not in bins:
@@ -230,7 +249,7 @@ class Signing:
                 targets.signed.targets[path] = tf
         targets_changed = (
             pub is None or delegation_changed or bool(shard_targets) or root_changed
-            or "targets" in self.force or plan.changed
+            or field_changed or "targets" in self.force or plan.changed
         )
         snapshot_changed = (targets_changed or bool(bins) or bool(plan.roles)
                             or "snapshot" in self.force)

@@ -29,7 +29,8 @@ from tuf.api.serialization.json import JSONSerializer
 
 from repotool.errors import UserError
 from repotool.format.delegations import FIELD, PROJECT_INDEX_DIR
-from repotool.format.index import FileEntry, Shard, shard_of, shard_path
+from repotool.format.index import FileEntry, Shard, shard_of
+from repotool.format.index2 import IndexLayout, layout_of
 from repotool.format.layout import METADATA_DIR, ROOT_PAGES, WORK_DIR, target_disk_path
 from repotool.storage import atomic_write, locked
 
@@ -190,12 +191,23 @@ class RepositoryTree:
         tf.verify_length_and_hashes(data)
         return data
 
-    def load_shard(self, pub: Published | None, shard: str) -> Shard:
-        if pub is None:
+    @staticmethod
+    def layout(pub: Published | None) -> IndexLayout | None:
+        """How the published index is sharded (None before the first publication)."""
+        return layout_of(pub.targets.signed.unrecognized_fields) if pub is not None else None
+
+    def load_shard(self, pub: Published | None, shard: str,
+                   layout: IndexLayout | None = None) -> Shard:
+        layout = layout or self.layout(pub)
+        if pub is None or layout is None:
             return Shard(shard)
-        tf = pub.targets.signed.targets.get(shard_path(shard))
-        sh = Shard(shard) if tf is None else Shard.from_bytes(self.read_target(tf), shard)
+        tf = pub.targets.signed.targets.get(layout.path(shard))
+        sh = Shard(shard) if tf is None else layout.decode(self.read_target(tf), shard)
         return merge_published(self, pub, sh)  # with the delegated projects of that shard
+
+    def shard_of(self, pub: Published | None, project: str) -> str:
+        """The published shard ``project`` is in (or would be)."""
+        return (self.layout(pub) or IndexLayout()).shard_of(project)
 
     def all_projects(self, pub: Published | None) -> set[str]:
         if pub is None:
@@ -236,8 +248,9 @@ def merge_published(tree: RepositoryTree, pub: Published | None, shard: Shard) -
             if not path.startswith(PROJECT_INDEX_DIR + "/"):
                 continue
             project = path[len(PROJECT_INDEX_DIR) + 1:-len(".json")]
-            if shard_of(project) != shard.shard:
+            if tree.shard_of(pub, project) != shard.shard:  # the published layout's shard
                 continue
-            one = Shard.from_bytes(tree.read_target(tf), shard.shard)
+            # a project index is a format 1 shard of one project, whatever the layout
+            one = Shard.from_bytes(tree.read_target(tf), shard_of(project))
             shard.projects.update(one.projects)
     return shard

@@ -28,6 +28,7 @@ from tuf.api.metadata import Key, Metadata, Role, Root
 
 from repotool.errors import UserError
 from repotool.format.index import FileEntry, Project, Shard, shard_of
+from repotool.format.index2 import IndexLayout
 from repotool.format.layout import REPO_FIELD, dist_target_path, plain_target_path, target_disk_path
 from repotool.publish import dists
 from repotool.publish.tree import (
@@ -83,9 +84,18 @@ class Repository(RepositoryTree):
         keys: RoleKeys,
         *,
         now: datetime,
-        bin_bits: int = DEFAULT_BIN_BITS,
+        bin_bits: int | None = None,
+        format: int = 1,
     ) -> Repository:
-        """Create the workspace and the unsigned first root; ``sign`` publishes it."""
+        """Create the workspace and the unsigned first root; ``sign`` publishes it.
+
+        ``format`` 2 (docs/format.md; ``repo init``'s default) sizes shards and bins from
+        the repository (from ``bin_bits`` bits up, when given); format 1 has 256 shards
+        and ``bin_bits`` (8) bits of bins, readable by older clients."""
+        if format not in (1, 2):
+            raise UserError(f"unknown repository format {format}")
+        if format == 1 and bin_bits is None:
+            bin_bits = DEFAULT_BIN_BITS
         repo = cls(root)
         if repo.work.exists() or repo.meta.exists():
             raise UserError(f"{str(root)!r} already holds a repository")
@@ -115,14 +125,14 @@ class Repository(RepositoryTree):
                 "timestamp": Role([k.keyid for k in keys.online], keys.online_threshold),
             },
             consistent_snapshot=True,
-            unrecognized_fields={REPO_FIELD: {"name": name, "format": 1}},
+            unrecognized_fields={REPO_FIELD: {"name": name, "format": 1}},  # trust layout: 1
         )
         root.mkdir(parents=True, exist_ok=True)
         repo.work.mkdir()
         atomic_write(repo.work / "root.json", metadata_bytes(Metadata(rootmd)))
         atomic_write(
             repo.work / "config.json",
-            json.dumps({"name": name, "bin_bits": bin_bits, "format": 1}).encode(),
+            json.dumps({"name": name, "bin_bits": bin_bits, "format": format}).encode(),
         )
         return repo
 
@@ -152,6 +162,7 @@ class Repository(RepositoryTree):
         with self.lock():
             pending = self.pending()
             pub = self.published()
+            layout = self.layout(pub) or IndexLayout()
             known: dict[str, str] = {a["filename"]: a["sha256"] for a in pending["add"]}
             shards: dict[str, Shard] = {}
             added: list[dists.DistInfo] = []
@@ -170,7 +181,7 @@ class Repository(RepositoryTree):
                         f"{info.filename!r} was published before with different content",
                         "a filename is never reused, even after removal: publish a new version",
                     )
-                sh = shard_of(info.project)
+                sh = layout.shard_of(info.project)
                 if sh not in shards:
                     shards[sh] = self.load_shard(pub, sh)
                 proj = shards[sh].projects.get(info.project)
@@ -212,7 +223,7 @@ class Repository(RepositoryTree):
         from packaging.version import Version
 
         pub = self.published()
-        shard = self.load_shard(pub, shard_of(project))
+        shard = self.load_shard(pub, self.shard_of(pub, project))
         proj = shard.projects.get(project)
         entries = list(proj.files) if proj else []
         for a in self.pending()["add"]:
@@ -304,6 +315,35 @@ class Repository(RepositoryTree):
 
         return sign(self, signers, now=now, expires=expires, force=force, new_root=new_root,
                     refresh=refresh)
+
+    def migrate(
+        self, signers: list[Signer], *, now: datetime, expires: int | None = None
+    ) -> SignSummary:
+        """Convert a format 1 repository to format 2 (docs/format.md, "Migration"): one
+        sign by the targets and online keys (root is not re-signed, so clients follow
+        with the keys they have) that re-shards the index and records the layout in the
+        signed targets metadata; pending changes are published with it. Later signs keep
+        format 2.
+
+        Raises:
+            UserError: nothing is published yet, or it is already format 2.
+            VerificationError: as ``sign`` (nothing is written).
+        """
+        from repotool.publish.signing import sign
+
+        self.require()
+        layout = self.layout(self.published())
+        if layout is None:
+            raise UserError("nothing is published yet: 'repo sign' publishes format "
+                            f"{self.config().get('format', 1)} as configured")
+        if layout.format >= 2:
+            raise UserError(f"{str(self.root)!r} is already format {layout.format}")
+        summary = sign(self, signers, now=now, expires=expires, fmt=2)
+        with self.lock():
+            cfg = self.config()
+            cfg["format"] = 2
+            atomic_write(self.work / "config.json", json.dumps(cfg).encode())
+        return summary
 
 
 def _check_indexable(info: dists.DistInfo, upload_time: str) -> None:

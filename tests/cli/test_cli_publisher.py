@@ -95,7 +95,7 @@ def test_publisher_workflow(tmp_path: Path, keyfiles: dict[str, Path]) -> None:
     build_wheel(tmp_path / "dist", "demo-pkg", "1.0", requires_python=">=3.8")
     _ok(cli("repo", "add", d, tmp_path / "dist"))
     r = _ok(cli("repo", "sign", d, "--key", _key(main)))
-    assert r.stdout.startswith("signed: root v1, targets v1, snapshot v1, timestamp v1, 256 bin(s)")
+    assert r.stdout.startswith("signed: root v1, targets v1, snapshot v1, timestamp v1, 2 bin(s)")
     assert "1 project(s) changed" in r.stdout
     _ok(cli("repo", "check", d))
     build_wheel(tmp_path / "dist2", "demo-pkg", "2.0")
@@ -338,8 +338,8 @@ def test_threshold_one_key_cannot_sign_2_of_3_repository(tmp_path: Path) -> None
         _ok(cli("key", "generate", path, "--no-passphrase"))
     fpr = {n: _fpr(p) for n, p in k.items()}
     d = tmp_path / "repo"
-    _ok(cli("repo", "init", d, "--name", "mofn", "--threshold", "2",
-            *[x for p in k.values() for x in ("--key", str(_pub(p)))]))
+    _ok(cli("repo", "init", d, "--name", "mofn", "--threshold", "2", "--format", "1",
+            *[x for p in k.values() for x in ("--key", str(_pub(p)))]))  # 256 bins
     doc = json.loads(_ok(cli("repo", "keys", d, "--json")).stdout)
     assert {r: v["threshold"] for r, v in doc["roles"].items()} == {
         "root": 2, "targets": 2, "snapshot": 2, "timestamp": 2}

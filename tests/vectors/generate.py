@@ -33,6 +33,7 @@ from tuf.api.serialization.json import JSONSerializer  # noqa: E402
 
 from repotool import keys  # noqa: E402
 from repotool.format.index import Shard, shard_of, shard_path  # noqa: E402
+from repotool.format.index2 import layout_of  # noqa: E402
 from repotool.format.layout import hashed_name  # noqa: E402
 from repotool.publish.workspace import Repository, RoleKeys  # noqa: E402
 
@@ -41,6 +42,7 @@ T1 = datetime(2025, 1, 1, tzinfo=UTC)  # first publication
 T2 = datetime(2025, 1, 2, tzinfo=UTC)  # demo-pkg 1.1 added, 1.0 yanked
 T3 = datetime(2025, 1, 3, tzinfo=UTC)  # online key rotated: root version 2
 T4 = datetime(2025, 1, 4, tzinfo=UTC)  # timestamp re-signed by the new online key
+T5 = datetime(2025, 1, 5, tzinfo=UTC)  # golden-v2: 'repo migrate' to format 2
 EXPIRES = datetime(2100, 1, 1, tzinfo=UTC)
 BIN_BITS = 2  # 4 bins keep the vectors small; clients must read bit_length, not assume 8
 SERIALIZER = JSONSerializer(compact=True)
@@ -215,8 +217,87 @@ def forge(golden: Path, out: Path, kp: dict[str, Path], superseded: bytes) -> di
     return made
 
 
+def migrate(built: Path, work: Path, kp: dict[str, Path]) -> Path:
+    """golden-v2: a copy of golden's history (workspace included), then step 5:
+    'repo migrate' to format 2 by the targets and online keys (root is not re-signed)."""
+    dest = work / "golden-v2"
+    shutil.copytree(built, dest)
+    signer = {n: keys.load_signer(Path(f"{kp[n]}.key"), lambda: None)
+              for n in ("targets", "online2")}
+    Repository(dest).migrate([signer["targets"], signer["online2"]], now=T5,
+                             expires=lifetime(T5))
+    return dest
+
+
+def forge_v2(golden_v2: Path, golden: Path, out: Path, kp: dict[str, Path]) -> dict[str, Any]:
+    """Overlays on golden-v2: what format 2 adds, attacked."""
+    attacker = keys.load_signer(Path(f"{kp['attacker']}.key"), lambda: None)
+    online2 = keys.load_signer(Path(f"{kp['online2']}.key"), lambda: None)
+    cur = current(golden_v2)
+    made: dict[str, Any] = {}
+
+    def put(name: str, rel: str, data: bytes) -> None:
+        p = out / "forgeries-v2" / name / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+
+    # (1) the online key (compromised) publishes a targets with another index layout,
+    #     signed by the attacker instead of the targets key
+    t = Metadata.from_bytes(md_bytes(cur["targets"]))
+    t.signed.unrecognized_fields["x-repotool"]["index_bits"] = 3
+    t.signed.version += 1
+    t.sign(attacker, append=False)
+    put("layout-not-signed-by-targets", f"metadata/{t.signed.version}.targets.json",
+        md_bytes(t))
+    s = Metadata.from_bytes(md_bytes(cur["snapshot"]))
+    s.signed.meta["targets.json"] = MetaFile.from_data(t.signed.version, md_bytes(t), ["sha256"])
+    s.signed.version += 1
+    s.sign(online2, append=False)
+    put("layout-not-signed-by-targets", f"metadata/{s.signed.version}.snapshot.json",
+        md_bytes(s))
+    ts = Metadata.from_bytes(md_bytes(cur["timestamp"]))
+    ts.signed.snapshot_meta = MetaFile.from_data(s.signed.version, md_bytes(s), ["sha256"])
+    ts.signed.version += 1
+    ts.sign(online2, append=False)
+    put("layout-not-signed-by-targets", "metadata/timestamp.json", md_bytes(ts))
+    made["layout-not-signed-by-targets"] = {
+        "description": "targets one version up with x-repotool.index_bits 3, signed by the "
+                       "attacker TEST KEY; snapshot and timestamp naming it, validly signed "
+                       "by the online key (a compromised online key)",
+        "refused_by": "update (targets not signed by the targets key); repo check",
+        "update": 3, "check": 3,
+    }
+
+    # (2) the format 2 shard replaced under its own (hash) name
+    layout = layout_of(cur["targets"].signed.unrecognized_fields)
+    (path, stf), = [(p, tf) for p, tf in cur["targets"].signed.targets.items()
+                    if p.startswith("index/")]
+    rel = hashed_name(path, stf.hashes["sha256"])
+    data = (golden_v2 / rel).read_bytes()
+    put("shard-mismatch", rel, data.replace(b"A demo package", b"A demo packagE", 1))
+    made["shard-mismatch"] = {
+        "description": f"{rel} (format 2, {layout.bits} bits) replaced by the same bytes "
+                       "with one letter of a summary changed",
+        "refused_by": "update (sha256 differs from the signed one, although a format 2 "
+                      "client decodes entries only when used); repo check",
+        "update": 3, "check": 3,
+    }
+
+    # (3) back to format 1: golden's (format 1) timestamp, validly signed and older
+    put("format-rollback", "metadata/timestamp.json",
+        (golden / "metadata" / "timestamp.json").read_bytes())
+    made["format-rollback"] = {
+        "description": "metadata/timestamp.json replaced by golden's (format 1, version "
+                       f"{current(golden)['timestamp'].signed.version}), after a client "
+                       f"accepted golden-v2 (version {cur['timestamp'].signed.version})",
+        "refused_by": "update by a client that already accepted golden-v2",
+        "update_after_golden": 3, "check": 0,
+    }
+    return made
+
+
 def generate(out: Path) -> None:
-    for sub in ("keys", "golden", "forgeries", "vectors.json"):
+    for sub in ("keys", "golden", "forgeries", "golden-v2", "forgeries-v2", "vectors.json"):
         p = out / sub
         if p.is_dir():
             shutil.rmtree(p)
@@ -226,15 +307,19 @@ def generate(out: Path) -> None:
     kp = write_keys(out)
     with tempfile.TemporaryDirectory(prefix="repotool-vectors-") as tmp:
         built, superseded = publish(Path(tmp), kp)
-        golden = out / "golden"
-        for src in sorted(built.rglob("*")):
-            rel = src.relative_to(built)
-            if rel.parts[0] == ".repotool" or not src.is_file():
-                continue  # the publisher's workspace is not part of the repository
-            dest = golden / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(src.read_bytes())
+        built_v2 = migrate(built, Path(tmp), kp)
+        golden, golden_v2 = out / "golden", out / "golden-v2"
+        for b, g in ((built, golden), (built_v2, golden_v2)):
+            for src in sorted(b.rglob("*")):
+                rel = src.relative_to(b)
+                if rel.parts[0] == ".repotool" or not src.is_file():
+                    continue  # the publisher's workspace is not part of the repository
+                dest = g / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(src.read_bytes())
     forgeries = forge(golden, out, kp, superseded)
+    forgeries_v2 = forge_v2(golden_v2, golden, out, kp)
+    cur2 = current(golden_v2)
     cur = current(golden)
     manifest = {
         "note": "repotool test vectors; every key under keys/ is a TEST KEY (fixed seed, "
@@ -255,6 +340,22 @@ def generate(out: Path) -> None:
             "yanked": {"demo-pkg": {"1.0": "use 1.1"}},
         },
         "forgeries": forgeries,
+        "golden_v2": {
+            "name": "golden",
+            "root_key": "keys/root.pub",
+            "migrated_from": "golden (step 5, 2025-01-05: repo migrate by the targets and "
+                             "online2 keys; root unchanged)",
+            "versions": {
+                "root": 2,
+                "timestamp": cur2["timestamp"].signed.version,
+                "snapshot": cur2["snapshot"].signed.version,
+                "targets": cur2["targets"].signed.version,
+            },
+            "x-repotool": cur2["targets"].signed.unrecognized_fields["x-repotool"],
+            "bin_bit_length": BIN_BITS,
+            "projects": {"demo-pkg": ["1.0", "1.1"], "dep-a": ["2.0"]},
+        },
+        "forgeries_v2": forgeries_v2,
     }
     (out / "vectors.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
