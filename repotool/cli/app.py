@@ -22,6 +22,8 @@ import click
 import typer
 
 from repotool import __version__
+from repotool.cli.output import OUTPUT, emit_json, install_doc, lock_doc, note, pip_echo, say
+from repotool.cli.output import setup as setup_output
 from repotool.cli.render import print_rows, print_show, print_update, safe, safe_lines
 from repotool.errors import (
     RepotoolError,
@@ -37,7 +39,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (docs/cli.md)
     rich_markup_mode=None,
 )
 key_app = typer.Typer(help="Generate keys and show fingerprints.", no_args_is_help=True)
@@ -61,8 +63,9 @@ STATE = _State()
 
 
 def _err(msg: str) -> None:
-    # messages may quote a source's text: no control character reaches the terminal
-    sys.stderr.write(safe_lines(msg.rstrip()) + "\n")
+    # messages may quote a source's text: no control character reaches the terminal;
+    # under --quiet only errors pass (cli/output.py)
+    note(safe_lines(msg.rstrip()))
 
 
 def _out(line: str) -> None:
@@ -119,9 +122,9 @@ def _now() -> datetime:
 
 
 def _home() -> Any:
-    from repotool.client.home import Home, default_home
+    from repotool.client.locations import home_for
 
-    return Home(STATE.home or default_home())
+    return home_for(STATE.home)
 
 
 def _limits() -> Any:
@@ -147,7 +150,7 @@ def _duration(text: str | None, option: str, maximum: int | None = None,
 
 
 def _print_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    emit_json(doc)
 
 
 def _version_cb(value: bool) -> None:
@@ -159,17 +162,22 @@ def _version_cb(value: bool) -> None:
 @app.callback()
 def _global(
     home: Annotated[Path | None, typer.Option(
-        "--home", help="Client state directory (default: $REPOTOOL_HOME, else the "
-        "platform's per-user data directory).", show_default=False)] = None,
+        "--home", help="Client state directory (default: $REPOTOOL_HOME; as root "
+        "/var/lib/repotool with sources in /etc/repotool/sources.d; else the platform's "
+        "per-user data directory).", show_default=False)] = None,
     timeout: Annotated[float | None, typer.Option(
         "--timeout", min=0.1, help="Seconds any download may take before it must "
         "keep up a minimum rate (and the connect/read timeout cap).",
         show_default=False)] = None,
     version: Annotated[bool, typer.Option(
         "--version", callback=_version_cb, is_eager=True, help="Show the version.")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="Only errors: no progress, notices, warnings or summaries "
+        "(data asked for, e.g. --json or a query's answer, is still printed).")] = False,
 ) -> None:
     STATE.home = home
     STATE.timeout = timeout
+    setup_output(quiet)
 
 
 # ---- passphrases ------------------------------------------------------------------------
@@ -327,7 +335,7 @@ def repo_add(
 
     added = Repository(directory).add(paths, now=_now())
     for info in added:
-        sys.stdout.write(f"added {info.project} {info.version}: {info.filename}\n")
+        say(f"added {info.project} {info.version}: {info.filename}")
     _err(f"{len(added)} file(s) added; run 'repotool repo sign' to publish")
 
 
@@ -417,10 +425,8 @@ def _sign_report(summary: Any, as_json: bool) -> None:
     parts = [f"{r} v{v[r]}" for r in ("root", "targets", "snapshot", "timestamp") if r in v]
     if bins:
         parts.append(f"{len(bins)} bin(s)")
-    sys.stdout.write(
-        f"signed: {', '.join(parts)}; {summary.projects_changed} project(s) changed; "
-        f"{summary.files} file(s), {summary.bytes} bytes written\n"
-    )
+    say(f"signed: {', '.join(parts)}; {summary.projects_changed} project(s) changed; "
+        f"{summary.files} file(s), {summary.bytes} bytes written")
 
 
 @repo_app.command("check")
@@ -534,8 +540,10 @@ def repo_serve(
 @source_app.command("add")
 @handled
 def source_add(
-    name: Annotated[str, typer.Argument(help="A name for the source.")],
-    url: Annotated[str, typer.Argument(help="Path, file://, http:// or https:// location.")],
+    name: Annotated[str | None, typer.Argument(
+        help="A name for the source.", show_default=False)] = None,
+    url: Annotated[str | None, typer.Argument(
+        help="Path, file://, http:// or https:// location.", show_default=False)] = None,
     key: Annotated[list[Path] | None, typer.Option(
         "--key", help="The repository's root public key (repeatable).")] = None,
     fingerprint: Annotated[list[str] | None, typer.Option(
@@ -549,13 +557,35 @@ def source_add(
     ca_cert: Annotated[Path | None, typer.Option("--ca-cert")] = None,
     clock_skew: Annotated[str | None, typer.Option(
         "--clock-skew", help="Tolerance when judging expiry, e.g. 5m (at most 1h).")] = None,
+    from_file: Annotated[Path | None, typer.Option(
+        "--from", metavar="FILE.sources", help="Add the source a deb822 .sources file "
+        "describes (Name, URIs, Signed-By, Only, Priority) instead of NAME URL and "
+        "options.", show_default=False)] = None,
 ) -> None:
-    """Add a repository and trust its root key(s) for it alone."""
+    """Add a repository and trust its root key(s) for it alone.
+
+    The source is also written to sources.d/NAME.sources (as root:
+    /etc/repotool/sources.d), where configuration management may drop such files too:
+    'repotool update' sets them up.
+    """
     from repotool import keys as keymod
     from repotool.client.home import SourceConfig, normalize_pattern
     from repotool.client.sources import add_source
+    from repotool.client.sourcesfile import add_checked
     from repotool.transport.fetcher import normalize_url
 
+    if from_file is not None:
+        if name or url or key or fingerprint or root or mirror or only or priority or ca_cert \
+                or clock_skew:
+            raise UsageError("--from FILE takes the whole source from the file; give no "
+                             "NAME, URL or other option with it")
+        from repotool.client.sourcesfile import add_from_file
+
+        _added(*add_from_file(_home(), from_file, limits=_limits(),
+                              report=lambda m: _err(f"warning: {m}")))
+        return
+    if name is None or url is None:
+        raise UsageError("give NAME and URL (or --from FILE.sources)")
     given = sum(bool(x) for x in (key, fingerprint, root))
     if given != 1:
         raise UsageError("give exactly one of --key, --fingerprint or --root")
@@ -581,12 +611,17 @@ def source_add(
         priority=priority,
         clock_skew=skew,
     )
-    trusted = add_source(home, cfg, key_ids=ids, root_file=root, ca_cert=ca_cert,
-                         limits=_limits(), report=lambda m: _err(f"warning: {m}"))
-    sys.stdout.write(f"added source {name!r}: repository {cfg.repo_name!r} at {cfg.url}\n")
-    sys.stdout.write(f"trusted root keys (threshold {trusted.roles['root'].threshold}):\n")
+    trusted = add_checked(home, cfg, ids, lambda: add_source(
+        home, cfg, key_ids=ids, root_file=root, ca_cert=ca_cert, limits=_limits(),
+        report=lambda m: _err(f"warning: {m}")))
+    _added(cfg, trusted)
+
+
+def _added(cfg: Any, trusted: Any) -> None:
+    say(f"added source {cfg.name!r}: repository {cfg.repo_name!r} at {cfg.url}")
+    say(f"trusted root keys (threshold {trusted.roles['root'].threshold}):")
     for k in sorted(trusted.roles["root"].keyids):
-        sys.stdout.write(f"  {k}\n")
+        say(f"  {k}")
     _err("run 'repotool update' to fetch its index")
 
 
@@ -651,8 +686,12 @@ def source_show(
 def source_remove(name: Annotated[str, typer.Argument()]) -> None:
     """Remove a source with its keyring, caches and state."""
     from repotool.client.sources import remove_source
+    from repotool.client.sourcesfile import forget
 
-    remove_source(_home(), name)
+    home = _home()
+    if home.exists(name) or not forget(home, name):  # else: a file not yet set up, gone
+        remove_source(home, name)
+        forget(home, name)
     _err(f"removed source {name!r}")
 
 
@@ -668,14 +707,12 @@ def update(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Fetch and verify the signed index of every source (or those named)."""
-    from repotool.client.update import update as do_update
+    from repotool.client.sourcesfile import update_with_dropins
 
-    home = _home()
-    if not names and not home.sources():
-        raise UserError("no sources", "add one with 'repotool source add NAME URL --key PUB'")
-    results = do_update(home, names, now=_now(), limits=_limits(),
-                        allow_name_change=allow_name_change)
-    code = print_update(results, as_json)
+    results = update_with_dropins(_home(), names, now=_now(), limits=_limits(),
+                                  allow_name_change=allow_name_change,
+                                  report=lambda m: _err(f"warning: {m}"))
+    code = print_update(results, as_json, quiet=OUTPUT.quiet)
     if code:
         raise typer.Exit(code)
 
@@ -761,7 +798,7 @@ def download(
         _print_json(done)
         return
     for d in done:
-        _out(f"{d['path']}  sha256:{d['sha256']}  from {d['source']}")
+        say(f"{d['path']}  sha256:{d['sha256']}  from {d['source']}")
 
 
 @app.command("verify")
@@ -831,6 +868,18 @@ def _install_problems(outcome: Any) -> None:
              "above")
 
 
+def _install_report(outcome: Any, echo: Any, as_json: bool) -> None:
+    """stdout: the JSON document or the summary; stderr: pip's output if it failed (under
+    --quiet it is held back until then), then refusals and problems."""
+    if outcome.pip_exit != 0:
+        echo.failed()
+    if as_json:
+        emit_json(install_doc(outcome))
+    elif not OUTPUT.quiet:
+        _install_summary(outcome)
+    _install_problems(outcome)
+
+
 def _install_summary(outcome: Any) -> None:
     def w(text: str) -> None:
         sys.stdout.write(safe_lines(text))
@@ -868,14 +917,16 @@ def install(
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Resolve and say what would be installed, from which source and "
         "why; install nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The outcome as one JSON "
+                                          "document on stdout (pip's output: stderr).")] = False,
 ) -> None:
     """Install with pip through the verified index: pip never receives unverified bytes."""
     from repotool.pip.install import install as do_install
 
+    echo = pip_echo()
     outcome = do_install(_home(), list(requirements or []), list(requirement_file or []),
-                         python=python, limits=_limits(), dry_run=dry_run, echo=_echo)
-    _install_summary(outcome)
-    _install_problems(outcome)
+                         python=python, limits=_limits(), dry_run=dry_run, echo=echo)
+    _install_report(outcome, echo, as_json)
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)
 
@@ -888,25 +939,35 @@ def lock(
         "-o", "--output", help="Requirements file to write ('-' for stdout).")] = Path("-"),
     requirement_file: RequirementFiles = None,
     python: PythonOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The pinned set as one JSON "
+                                          "document on stdout (with -o -: instead of the "
+                                          "file's text).")] = False,
 ) -> None:
     """Resolve with pip through the verified index and write name==version --hash lines."""
     from repotool.pip.lock import lock as do_lock
     from repotool.pip.lock import render
     from repotool.storage import atomic_write
 
+    echo = pip_echo()
     out = do_lock(_home(), list(requirements or []), list(requirement_file or []),
-                  python=python, limits=_limits(), echo=_echo)
+                  python=python, limits=_limits(), echo=echo)
+    to_file = str(output) != "-"
+    if out.exit_code == 0 and to_file:
+        atomic_write(output, render(out.entries, out.run.python).encode())
+    if out.run.pip_exit != 0:
+        echo.failed()
+    if as_json:
+        emit_json(lock_doc(out, str(output) if to_file and out.exit_code == 0 else None))
     _install_problems(out.run)
     if out.exit_code:
         raise typer.Exit(out.exit_code)
-    text = render(out.entries, out.run.python)
-    if str(output) == "-":
-        sys.stdout.write(text)
+    if as_json:
         return
-    atomic_write(output, text.encode())
+    if not to_file:
+        sys.stdout.write(render(out.entries, out.run.python))
+        return
     for e in out.entries:
-        sys.stdout.write(f"{e.project}=={e.version} from {e.source} "
-                         f"({len(e.hashes)} hash(es))\n")
+        say(f"{e.project}=={e.version} from {e.source} ({len(e.hashes)} hash(es))")
     _err(f"wrote {output}; install with 'repotool install -r {output}'")
 
 

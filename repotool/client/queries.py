@@ -38,6 +38,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from repotool import progress
 from repotool.client.home import Home, SourceConfig
 from repotool.client.state import SourceView, load_view
 from repotool.errors import DownloadError, RepotoolError, UserError, VerificationError
@@ -279,8 +280,10 @@ def cached_file(
     for url in view.cfg.urls:
         fd, tmp = tempfile.mkstemp(dir=files, prefix=".part-")
         try:
-            with os.fdopen(fd, "wb") as out:
-                fetcher.download_verified(url + path, out, entry.size, entry.sha256)
+            with os.fdopen(fd, "wb") as out, \
+                    progress.task(entry.filename, total=entry.size, unit="bytes") as bar:
+                fetcher.download_verified(url + path, bar.writer(out), entry.size,
+                                          entry.sha256)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, dest)
@@ -344,15 +347,18 @@ def download(
         roots.append(req)
     chosen = resolve_requirements(Views(home), roots, target, deps=deps, pre=pre)
     done = []
-    for cand in chosen:
-        entry, view = cand.entry, cand.view
-        cached = cached_file(home, view, cand.name, entry, limits, report=report)
-        target_path = dest_dir / entry.filename
-        dest_dir.mkdir(parents=True, exist_ok=True)  # only once a verified file is at hand
-        _place(cached, target_path, entry)
-        done.append({"project": cand.name, "version": entry.version,
-                     "filename": entry.filename, "sha256": entry.sha256, "size": entry.size,
-                     "source": view.cfg.name, "path": str(target_path)})
+    with progress.task("download", total=len(chosen), unit="files") as bar:
+        for cand in chosen:
+            entry, view = cand.entry, cand.view
+            cached = cached_file(home, view, cand.name, entry, limits, report=report)
+            target_path = dest_dir / entry.filename
+            dest_dir.mkdir(parents=True, exist_ok=True)  # only once a verified file is at hand
+            _place(cached, target_path, entry)
+            done.append({"project": cand.name, "version": entry.version,
+                         "filename": entry.filename, "sha256": entry.sha256,
+                         "size": entry.size, "source": view.cfg.name,
+                         "path": str(target_path)})
+            bar.advance()
     return done
 
 
