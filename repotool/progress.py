@@ -96,7 +96,8 @@ class Task:
 
     def describe(self, description: str) -> None:
         if self._bar is not None:
-            self._bar.update(self._id, description=_plain(description))
+            # drawn at once: a step that ends within the refresh interval still shows
+            self._bar.update(self._id, description=_plain(description), refresh=True)
 
     def set_total(self, total: int | None) -> None:
         if self._bar is not None:
