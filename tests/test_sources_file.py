@@ -87,9 +87,13 @@ def test_dropped_file_is_set_up_by_the_next_update(make_published, home: Path) -
     drop(home, "a", entry_text("a", a.root.as_uri(), a.key.fingerprint, "Priority: 3\n"))
     drop(home, "b", f"# embedded key\nName: b\nURIs: {b.root.as_uri()}\nSigned-By:\n"
                     f"{pem(b.key)}\nOnly: beta\n")
+    r = cli("--home", home, "source", "list")
+    assert r.exit_code == 0 and r.stdout == ""
+    assert r.stderr.count("is not set up yet; 'repotool update' sets it up") == 2
     r = cli("--home", home, "update")
     assert r.exit_code == 0, r.output
     assert "a: updated" in r.stdout and "b: updated" in r.stdout
+    assert cli("--home", home, "source", "list").stderr == ""
     rows = cli("--home", home, "list").stdout.splitlines()
     assert [line.split("\t")[:3] for line in rows] == [["alpha", "1.0", "a"],
                                                        ["beta", "2.0", "b"]]

@@ -652,8 +652,12 @@ def _source_doc(home: Any, cfg: Any) -> dict[str, Any]:
 @handled
 def source_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List sources in resolution order."""
+    from repotool.client.sourcesfile import pending
+
     home = _home()
     docs = [_source_doc(home, c) for c in home.sources()]
+    for path in pending(home):
+        _warn(f"{path} is not set up yet; 'repotool update' sets it up")
     if as_json:
         _print_json(docs)
         return
