@@ -81,6 +81,29 @@ def test_source_add_writes_the_file_and_remove_deletes_it(make_published,
     assert cli("--home", other, "source", "add", "x", "--from", path).exit_code == 2
 
 
+def test_interrupted_source_remove_does_not_bring_the_source_back(
+        make_published, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 'source remove' killed after the state is gone must not leave the file that the
+    next update would set up again."""
+    from repotool.client import sources
+
+    pub = make_published()
+    assert cli("--home", home, "source", "add", "demo", pub.root, "--key",
+               pub.key.public).exit_code == 0
+    real = sources.remove_source
+
+    def killed_after(h: object, name: str) -> None:
+        real(h, name)  # type: ignore[arg-type]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sources, "remove_source", killed_after)
+    assert cli("--home", home, "source", "remove", "demo").exit_code == 130
+    monkeypatch.undo()
+    r = cli("--home", home, "update")
+    assert r.exit_code == 1 and "no sources" in r.stderr
+    assert not (home / "sources" / "demo").exists()
+
+
 def test_dropped_file_is_set_up_by_the_next_update(make_published, home: Path) -> None:
     a = make_published("a", projects={"alpha": ["1.0"]})
     b = make_published("b", projects={"beta": ["2.0"]})

@@ -693,9 +693,11 @@ def source_remove(name: Annotated[str, typer.Argument()]) -> None:
     from repotool.client.sourcesfile import forget
 
     home = _home()
-    if home.exists(name) or not forget(home, name):  # else: a file not yet set up, gone
+    # the file goes first: a removal killed half-way must not bring the source back at
+    # the next update (sources.d files are set up again when their source is missing)
+    had_file = forget(home, name)
+    if home.exists(name) or not had_file:  # else: a file not yet set up, now gone
         remove_source(home, name)
-        forget(home, name)
     _err(f"removed source {name!r}")
 
 
