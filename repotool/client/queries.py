@@ -38,7 +38,6 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from repotool import progress
 from repotool.client.home import Home, SourceConfig
 from repotool.client.state import SourceView, load_view
 from repotool.errors import DownloadError, RepotoolError, UserError, VerificationError
@@ -259,6 +258,7 @@ def cached_file(
             were unreachable).
         DownloadError: no location could be reached.
     """
+    from repotool import progress
     from repotool.format.layout import dist_target_path, hashed_name
     from repotool.transport.fetcher import Fetcher
 
@@ -333,6 +333,7 @@ def download(
         UsageError: a malformed or direct-URL requirement (before anything is read).
         UserError: the requirements cannot be satisfied (the conflict is named).
     """
+    from repotool import progress
     from repotool.client.resolver import Requirement, resolve_requirements
     from repotool.client.targets import Target
 
