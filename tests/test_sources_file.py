@@ -128,6 +128,39 @@ def test_dropped_file_is_set_up_by_the_next_update(make_published, home: Path) -
     assert r.exit_code == 0 and r.stdout.count("unchanged") == 2
 
 
+def test_edited_file_applies_settings_never_keys(make_published, home: Path,
+                                               tmp_path: Path) -> None:
+    """An edited file's URIs, Only, Priority are taken in at the next update; its
+    Signed-By is not (the keyring is the trust anchor once set up); a malformed edit is
+    refused and changes nothing."""
+    from attacks import keyring_digest, source_config
+
+    pub = make_published(projects={"demo-pkg": ["1.0"]})
+    assert cli("--home", home, "source", "add", "demo", pub.root, "--key",
+               pub.key.public).exit_code == 0
+    r = cli("--home", home, "update")
+    assert r.exit_code == 0 and "applied" not in r.stderr
+    path = home / "sources.d" / "demo.sources"
+    stranger = make_key(tmp_path / "k", "stranger")
+    path.write_text(entry_text("demo", f"{pub.root.as_uri()}/ {pub.root.as_uri()}/x/",
+                               stranger.fingerprint, "Only: demo-*\nPriority: 7\n"))
+    keyring = keyring_digest(home, "demo")
+    r = cli("--home", home, "update")
+    assert r.exit_code == 0, r.output
+    assert "demo: settings from" in r.stderr and "applied" in r.stderr
+    cfg = source_config(home, "demo")
+    assert (cfg["only"], cfg["priority"]) == (["demo-*"], 7)
+    assert cfg["mirrors"] == [pub.root.as_uri() + "/x/"]
+    assert pub.key.fingerprint in cfg["trusted_keys"]
+    assert keyring_digest(home, "demo") == keyring  # the stranger's key is not trusted
+    assert cli("--home", home, "update").stderr == ""  # taken in once
+    path.write_text(entry_text("demo", pub.root.as_uri(), pub.key.fingerprint,
+                               "Priority: x\n"))
+    r = cli("--home", home, "update")
+    assert r.exit_code == 1 and "demo.sources:4: Priority 'x' is not an integer" in r.stderr
+    assert source_config(home, "demo") == cfg
+
+
 def test_trust_on_first_use_refused_for_dropped_file(make_published, home: Path,
                                                      tmp_path: Path) -> None:
     """The file's keys must be the repository's: another key is refused (exit 3) and no

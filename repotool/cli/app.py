@@ -569,9 +569,9 @@ def source_add(
     'repotool update' sets them up.
     """
     from repotool import keys as keymod
+    from repotool.client.dropins import add_checked
     from repotool.client.home import SourceConfig, normalize_pattern
     from repotool.client.sources import add_source
-    from repotool.client.sourcesfile import add_checked
     from repotool.transport.fetcher import normalize_url
 
     if from_file is not None:
@@ -579,7 +579,7 @@ def source_add(
                 or clock_skew:
             raise UsageError("--from FILE takes the whole source from the file; give no "
                              "NAME, URL or other option with it")
-        from repotool.client.sourcesfile import add_from_file
+        from repotool.client.dropins import add_from_file
 
         _added(*add_from_file(_home(), from_file, limits=_limits(),
                               report=lambda m: _err(f"warning: {m}")))
@@ -652,7 +652,7 @@ def _source_doc(home: Any, cfg: Any) -> dict[str, Any]:
 @handled
 def source_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List sources in resolution order."""
-    from repotool.client.sourcesfile import pending
+    from repotool.client.dropins import pending
 
     home = _home()
     docs = [_source_doc(home, c) for c in home.sources()]
@@ -689,8 +689,8 @@ def source_show(
 @handled
 def source_remove(name: Annotated[str, typer.Argument()]) -> None:
     """Remove a source with its keyring, caches and state."""
+    from repotool.client.dropins import forget
     from repotool.client.sources import remove_source
-    from repotool.client.sourcesfile import forget
 
     home = _home()
     # the file goes first: a removal killed half-way must not bring the source back at
@@ -713,7 +713,7 @@ def update(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Fetch and verify the signed index of every source (or those named)."""
-    from repotool.client.sourcesfile import update_with_dropins
+    from repotool.client.dropins import update_with_dropins
 
     results = update_with_dropins(_home(), names, now=_now(), limits=_limits(),
                                   allow_name_change=allow_name_change,

@@ -102,8 +102,8 @@ def _update(home: object, as_json: bool) -> int:
 
     from repotool import progress
     from repotool.cli.render import print_update, safe
+    from repotool.client.dropins import update_with_dropins
     from repotool.client.home import Home
-    from repotool.client.sourcesfile import update_with_dropins
     from repotool.transport.limits import Limits
 
     assert isinstance(home, Home)

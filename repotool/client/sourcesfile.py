@@ -21,29 +21,21 @@ line naming the file and the line. There is no trust on first use: the key mater
 must be in the file, and bootstrapping checks it against the repository's first root
 exactly as ``source add --fingerprint`` does.
 
-``source add`` writes the file of the source it adds (:func:`write`); ``update`` first
-sets up every file that has no source yet (:func:`pick_up`): all pending files are
-parsed before anything is made, so a malformed one changes nothing. A file whose source
-exists is not read again (the keyring follows the repository's root rotations from
-then on); ``source remove`` deletes the file with the source.
+What ``source add``, ``update`` and ``source remove`` do with these files is in
+``client/dropins.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from repotool.client.home import Home, SourceConfig, clock_skew_max, normalize_pattern
+from repotool.client.home import SourceConfig, clock_skew_max, normalize_pattern
 from repotool.errors import RepotoolError, UserError
-from repotool.storage import atomic_write, safe_name
-from repotool.transport.limits import Limits
+from repotool.storage import safe_name
 
-__all__ = ["SourcesEntry", "add_checked", "add_from_file", "forget", "parse", "pending",
-           "pick_up", "read", "render", "update_with_dropins", "write"]
+__all__ = ["SourcesEntry", "file_max_length", "parse", "read", "render"]
 
 file_max_length = 64 * 1024  # bytes: a handful of keys and mirrors, not a data file
 _FIELD = re.compile(r"([A-Za-z][A-Za-z0-9-]*):(.*)")
@@ -257,11 +249,6 @@ def render(entry: SourcesEntry) -> str:
     return "\n".join(out) + "\n"
 
 
-def _path(home: Home, name: str) -> Path:
-    home.source_dir(name)  # validates the name
-    return home.sources_d / f"{name}.sources"
-
-
 def read(path: Path, *, expect_name: str | None = None) -> SourcesEntry:
     try:
         with open(path, "rb") as f:
@@ -269,114 +256,3 @@ def read(path: Path, *, expect_name: str | None = None) -> SourcesEntry:
     except OSError as e:
         raise UserError(f"cannot read {str(path)!r}: {e.strerror}") from None
     return parse(data, str(path), expect_name=expect_name)
-
-
-def write(home: Home, entry: SourcesEntry) -> Path:
-    path = _path(home, entry.name)
-    atomic_write(path, render(entry).encode(), mode=0o644)
-    return path
-
-
-def forget(home: Home, name: str) -> bool:
-    """Delete ``NAME.sources``; True if there was one."""
-    try:
-        _path(home, name).unlink()
-    except FileNotFoundError:
-        return False
-    return True
-
-
-def pending(home: Home) -> list[Path]:
-    """``*.sources`` files with no source set up yet (hidden files ignored)."""
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-        files = sorted(p for p in home.sources_d.iterdir()
-                       if p.name.endswith(".sources") and not p.name.startswith("."))
-        return [p for p in files if not (safe_name(p.name[:-8]) and home.exists(p.name[:-8]))]
-    return []
-
-
-def pick_up(
-    home: Home, limits: Limits, report: Callable[[str], None] | None = None,
-) -> list[tuple[str, RepotoolError | None]]:
-    """Set up the source of every pending file; ``(name, error or None)`` each.
-
-    Raises:
-        UserError: a pending file is malformed (nothing is set up then).
-    """
-    from repotool.client.sources import add_source
-
-    entries = []
-    for path in pending(home):
-        stem = path.name[:-len(".sources")]
-        if not safe_name(stem):
-            raise _fail(str(path), 1, f"{stem!r} is not a source name")
-        entries.append(read(path, expect_name=stem))
-    done: list[tuple[str, RepotoolError | None]] = []
-    for e in entries:
-        try:
-            add_source(home, e.config(), key_ids=e.key_ids(), root_file=None, ca_cert=None,
-                       limits=limits, report=report)
-            done.append((e.name, None))
-        except RepotoolError as err:
-            done.append((e.name, err))
-    return done
-
-
-def update_with_dropins(
-    home: Home, names: list[str] | None, *, now: Any, limits: Limits,
-    allow_name_change: bool = False, report: Callable[[str], None] | None = None,
-) -> list[Any]:
-    """``update``, after setting up the sources of pending drop-in files: a file that
-    could not be set up (its root unreachable, or not what its Signed-By names) is one
-    failed result, as a failed source is; the other sources are updated all the same.
-
-    Raises:
-        UserError: a pending file is malformed (nothing changed), or there is no source.
-    """
-    from repotool.client.update import UpdateResult, update
-
-    failed = {n: e for n, e in pick_up(home, limits, report) if e is not None}
-    if not names and not failed and not home.sources():
-        raise UserError("no sources", "add one with 'repotool source add NAME URL --key PUB'")
-    results = [
-        UpdateResult(n, exit_code=e.exit_code, hint=e.hint,
-                     error=f"cannot set up source {n!r} from {_path(home, n)}: {e.message}")
-        for n, e in failed.items() if not names or n in names
-    ]
-    rest = [n for n in names if n not in failed] if names else None
-    if rest is None or rest:
-        results += update(home, rest, now=now, limits=limits,
-                          allow_name_change=allow_name_change)
-    return results
-
-
-def add_checked(home: Home, cfg: SourceConfig, key_ids: list[str],
-                add: Callable[[], Any]) -> Any:
-    """``add()`` (``sources.add_source`` for ``cfg``), then ``NAME.sources`` written with
-    the fingerprints the user gave (none with ``--root``: no file then). Refused before
-    anything is fetched when a drop-in file of that name waits to be set up."""
-    path = _path(home, cfg.name)
-    if path.exists() and not home.exists(cfg.name):
-        raise UserError(f"{path} already describes a source {cfg.name!r}",
-                        "run 'repotool update' to set it up, or remove the file")
-    trusted = add()
-    if key_ids:
-        write(home, SourcesEntry(cfg.name, tuple(cfg.urls), tuple(key_ids),
-                                 only=tuple(cfg.only), priority=cfg.priority,
-                                 clock_skew=cfg.clock_skew))
-    return trusted
-
-
-def add_from_file(home: Home, path: Path, *, limits: Limits,
-                  report: Callable[[str], None] | None = None) -> tuple[SourceConfig, Any]:
-    """``source add --from FILE``: the source FILE describes, checked as at ``update``,
-    and FILE's text (normalized) kept as ``sources.d/NAME.sources``."""
-    from repotool.client.sources import add_source
-
-    entry = read(path)
-    cfg = entry.config()
-    ids = entry.key_ids()
-    trusted = add_checked(home, cfg, [], lambda: add_source(
-        home, cfg, key_ids=ids, root_file=None, ca_cert=None, limits=limits, report=report))
-    write(home, entry)
-    return cfg, trusted
