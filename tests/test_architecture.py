@@ -20,9 +20,10 @@ MAX_LINES = 400
 
 # A unit (the first component under repotool/) → the units it may import. Keep in step
 # with the picture in docs/architecture.md.
-FLOOR = {"errors", "__init__"}  # __init__ holds the version only
+FLOOR = {"errors", "__init__", "progress"}  # __init__ holds the version only
 LAYERS: dict[str, set[str]] = {
     "errors": set(),
+    "progress": {"errors"},  # progress bars on a terminal; rich lazily
     "storage": FLOOR,
     "format": FLOOR,
     "transport": FLOOR | {"storage"},

@@ -32,6 +32,7 @@ from repotool.cli import (
     trust,
 )
 from repotool.cli.common import STATE
+from repotool.cli.output import setup as setup_output
 from repotool.cli.render import print_json
 
 app = typer.Typer(
@@ -40,7 +41,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (docs/cli.md)
     rich_markup_mode=None,
 )
 app.add_typer(keys.key_app, name="key")
@@ -69,17 +70,22 @@ def _version_cb(value: bool) -> None:
 @app.callback()
 def _global(
     home: Annotated[Path | None, typer.Option(
-        "--home", help="Client state directory (default: $REPOTOOL_HOME, else the "
-        "platform's per-user data directory).", show_default=False)] = None,
+        "--home", help="Client state directory (default: $REPOTOOL_HOME; as root "
+        "/var/lib/repotool with sources in /etc/repotool/sources.d; else the platform's "
+        "per-user data directory).", show_default=False)] = None,
     timeout: Annotated[float | None, typer.Option(
         "--timeout", min=0.1, help="Seconds any download may take before it must "
         "keep up a minimum rate (and the connect/read timeout cap).",
         show_default=False)] = None,
     version: Annotated[bool, typer.Option(
         "--version", callback=_version_cb, is_eager=True, help="Show the version.")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="Only errors: no progress, notices, warnings or summaries "
+        "(data asked for, e.g. --json or a query's answer, is still printed).")] = False,
 ) -> None:
     STATE.home = home
     STATE.timeout = timeout
+    setup_output(quiet)
 
 
 def main() -> None:

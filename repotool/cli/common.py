@@ -22,10 +22,12 @@ from typing import Annotated, Any, TypeVar
 import click
 import typer
 
+from repotool.cli.output import OUTPUT, note, say
 from repotool.cli.render import safe, safe_lines
 from repotool.errors import RepotoolError, UserError, debug_enabled, internal_error_line
 
 __all__ = [
+    "OUTPUT",
     "STATE",
     "PassEnv",
     "PassFile",
@@ -42,6 +44,7 @@ __all__ = [
     "pubkeys",
     "repo_candidates",
     "report_error",
+    "say",
     "warn",
 ]
 
@@ -57,12 +60,14 @@ STATE = State()
 
 
 def err(msg: str) -> None:
-    # messages may quote a source's text: no control character reaches the terminal
-    sys.stderr.write(safe_lines(msg.rstrip()) + "\n")
+    # messages may quote a source's text: no control character reaches the terminal;
+    # under --quiet only errors pass (cli/output.py)
+    note(safe_lines(msg.rstrip()))
 
 
 def out(line: str) -> None:
-    """One line of text output on stdout, control characters escaped."""
+    """One line of data on stdout, control characters escaped; printed under --quiet
+    too (a summary line is ``say``)."""
     sys.stdout.write(safe(line) + "\n")
 
 
@@ -115,9 +120,9 @@ def now() -> datetime:
 
 
 def get_home() -> Any:
-    from repotool.client.home import Home, default_home
+    from repotool.client.locations import home_for
 
-    return Home(STATE.home or default_home())
+    return home_for(STATE.home)
 
 
 def get_limits() -> Any:

@@ -58,7 +58,7 @@ def _parse(argv: list[str]) -> tuple[Path | None, str, list[str], str | None, bo
 
 def _run_fast(parsed: tuple[Path | None, str, list[str], str | None, bool]) -> int:
     from repotool.cli.render import print_rows, print_show, safe
-    from repotool.client.home import Home, default_home
+    from repotool.client.locations import home_for
     from repotool.client.queries import list_projects, search, show
     from repotool.client.views import Views
     from repotool.errors import RepotoolError
@@ -68,7 +68,7 @@ def _run_fast(parsed: tuple[Path | None, str, list[str], str | None, bool]) -> i
 
     home_dir, cmd, positional, source, as_json = parsed
     try:
-        home = Home(home_dir or default_home())
+        home = home_for(home_dir)
         if cmd == "update":
             return _update(home, as_json)
         if cmd == "list":
@@ -101,21 +101,24 @@ def _run_fast(parsed: tuple[Path | None, str, list[str], str | None, bool]) -> i
 def _update(home: object, as_json: bool) -> int:
     from datetime import UTC, datetime
 
-    from repotool.cli.render import print_update
+    from repotool import progress
+    from repotool.cli.render import print_update, safe
+    from repotool.client.dropins import update_with_dropins
     from repotool.client.home import Home
-    from repotool.client.update import update
-    from repotool.errors import UserError
     from repotool.transport.limits import Limits
 
     assert isinstance(home, Home)
-    if not home.sources():
-        raise UserError("no sources", "add one with 'repotool source add NAME URL --key PUB'")
+    progress.configure(progress.terminal_wanted())  # rich is imported only on a terminal
     limits = Limits().started()  # one time bound for the whole command
-    return print_update(update(home, None, now=datetime.now(UTC), limits=limits), as_json)
+    results = update_with_dropins(
+        home, None, now=datetime.now(UTC), limits=limits,
+        report=lambda m: print(f"warning: {safe(m)}", file=sys.stderr))
+    return print_update(results, as_json)
 
 
 def main() -> None:
-    parsed = _parse(sys.argv[1:])
+    # shell completion (typer's _REPOTOOL_COMPLETE protocol) is the full CLI's
+    parsed = None if "_REPOTOOL_COMPLETE" in os.environ else _parse(sys.argv[1:])
     if parsed is not None:
         sys.exit(_run_fast(parsed))
     from repotool.cli.app import main as cli_main

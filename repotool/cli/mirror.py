@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from repotool.cli.common import err, get_home, get_limits, handled, now, out
+from repotool.cli.common import err, get_home, get_limits, handled, now, out, say
 from repotool.cli.render import print_json
 
 __all__ = ["register"]
@@ -41,9 +41,9 @@ def register(app: typer.Typer, repo_app: typer.Typer) -> None:
             print_json(res.to_dict())
             return
         v = res.versions
-        out(f"{source}: mirrored to {dest} from {res.mirror} (timestamp {v.get('timestamp')}"
+        say(f"{source}: mirrored to {dest} from {res.mirror} (timestamp {v.get('timestamp')}"
               f", snapshot {v.get('snapshot')}, root {v.get('root')})")
-        out(f"  {res.targets} files: {res.files_fetched} fetched, {res.files_present} "
+        say(f"  {res.targets} files: {res.files_fetched} fetched, {res.files_present} "
               f"already present; {res.metadata_written} metadata files written; "
               f"{res.bytes_fetched} bytes fetched")
 
@@ -72,7 +72,7 @@ def register(app: typer.Typer, repo_app: typer.Typer) -> None:
             return
         for a in added:
             state = "imported" if a["added"] else "already in the repository"
-            out(f"{state}: {a['filename']} sha256:{a['sha256']} from source "
+            say(f"{state}: {a['filename']} sha256:{a['sha256']} from source "
                   f"{a['source']} (repository {a['repository']!r})")
         err(f"publish with 'repotool repo sign {directory} --key ...'")
 

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from repotool.cli.common import echo, err, get_home, get_limits, handled
+from repotool.cli.common import OUTPUT, echo, err, get_home, get_limits, handled, say
+from repotool.cli.output import emit_json, install_doc, lock_doc, pip_echo
 from repotool.cli.render import safe, safe_lines
 from repotool.errors import UserError
 
@@ -29,9 +30,16 @@ PythonOpt = Annotated[Path | None, typer.Option(
     "running repotool).", show_default=False)]
 
 
-def _install_problems(outcome: Any) -> None:
-    """Report what the proxy refused and what pip did on its own, on stderr."""
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout (pip's "
+                                       "output: stderr; lock -o -: instead of the text).")]
+
+
+def _install_problems(outcome: Any, shown: Any = None) -> None:
+    """Report what the proxy refused and what pip did on its own, on stderr (first pip's
+    output if it failed: under --quiet ``shown``, the pip_echo, held it back)."""
     failed = outcome.pip_exit != 0
+    if failed and shown is not None:
+        shown.failed()
     for w in outcome.warnings:
         err(f"warning: {w}")
     for p in outcome.problems:
@@ -90,14 +98,19 @@ def install(
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Resolve and say what would be installed, from which source and "
         "why; install nothing.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Install with pip through the verified index: pip never receives unverified bytes."""
     from repotool.pip.install import install as do_install
 
+    shown = pip_echo()
     outcome = do_install(get_home(), list(requirements or []), list(requirement_file or []),
-                         python=python, limits=get_limits(), dry_run=dry_run, echo=echo)
-    _install_summary(outcome)
-    _install_problems(outcome)
+                         python=python, limits=get_limits(), dry_run=dry_run, echo=shown)
+    if as_json:
+        emit_json(install_doc(outcome))
+    elif not OUTPUT.quiet:
+        _install_summary(outcome)
+    _install_problems(outcome, shown)
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)
 
@@ -109,25 +122,33 @@ def lock(
         "-o", "--output", help="Requirements file to write ('-' for stdout).")] = Path("-"),
     requirement_file: RequirementFiles = None,
     python: PythonOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Resolve with pip through the verified index and write name==version --hash lines."""
     from repotool.pip.lock import lock as do_lock
     from repotool.pip.lock import render
     from repotool.storage import atomic_write
 
+    shown = pip_echo()
     locked = do_lock(get_home(), list(requirements or []), list(requirement_file or []),
-                  python=python, limits=get_limits(), echo=echo)
-    _install_problems(locked.run)
+                  python=python, limits=get_limits(), echo=shown)
+    if as_json and locked.exit_code:
+        emit_json(lock_doc(locked, None))
+    _install_problems(locked.run, shown)
     if locked.exit_code:
         raise typer.Exit(locked.exit_code)
     text = render(locked.entries, locked.run.python)
+    if as_json:  # the file (unless -o -), then the document naming it
+        if str(output) != "-":
+            atomic_write(output, text.encode())
+        emit_json(lock_doc(locked, None if str(output) == "-" else str(output)))
+        return
     if str(output) == "-":
         sys.stdout.write(text)
         return
     atomic_write(output, text.encode())
     for e in locked.entries:
-        sys.stdout.write(f"{e.project}=={e.version} from {e.source} "
-                         f"({len(e.hashes)} hash(es))\n")
+        say(f"{e.project}=={e.version} from {e.source} ({len(e.hashes)} hash(es))")
     err(f"wrote {output}; install with 'repotool install -r {output}'")
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from repotool.cli.common import err, handled, now, out
+from repotool.cli.common import err, handled, now, say
 from repotool.cli.render import print_json
 
 __all__ = ["register"]
@@ -49,11 +49,11 @@ def register(repo_app: typer.Typer) -> None:
             return
         v = summary.versions
         verb = "would upload" if dry_run else "uploaded"
-        out(f"{summary.destination}: {verb} {len(summary.uploaded)} file(s), "
+        say(f"{summary.destination}: {verb} {len(summary.uploaded)} file(s), "
               f"{summary.bytes} bytes; {summary.present} already there")
         if not dry_run:
             audit = "; verified as a client would" if summary.audited else ""
-            out(f"  timestamp v{v['timestamp']}, snapshot v{v['snapshot']}, root "
+            say(f"  timestamp v{v['timestamp']}, snapshot v{v['snapshot']}, root "
                   f"v{v['root']}; {summary.verified} file(s) read back and compared{audit}")
         if summary.orphans:
             err(f"repotool: warning: {len(summary.orphans)} file(s) of an unfinished sign "

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from repotool.cli.common import err, get_home, get_limits, handled, now, out, warn
+from repotool.cli.common import err, get_home, get_limits, handled, now, out, say, warn
 from repotool.cli.render import print_json, print_rows, print_show
 
 __all__ = ["register"]
@@ -80,7 +80,7 @@ def download(
         print_json(done)
         return
     for d in done:
-        out(f"{d['path']}  sha256:{d['sha256']}  from {d['source']}")
+        say(f"{d['path']}  sha256:{d['sha256']}  from {d['source']}")
 
 
 @handled

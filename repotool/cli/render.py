@@ -37,7 +37,9 @@ def safe_lines(text: str) -> str:
 
 
 def print_json(doc: Any) -> None:
+    """The one JSON document of a ``--json`` command (cli/output.py: emit_json)."""
     sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    sys.stdout.flush()
 
 
 def print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
@@ -76,13 +78,14 @@ def print_show(doc: dict[str, Any], as_json: bool) -> None:
                       + "\n")
 
 
-def print_update(results: list[Any], as_json: bool) -> int:
-    """One line per source (stdout), warnings and errors (stderr); returns the exit code."""
+def print_update(results: list[Any], as_json: bool, quiet: bool = False) -> int:
+    """One line per source (stdout), warnings and errors (stderr); returns the exit code.
+    ``quiet`` (``--quiet``): the errors only."""
     err = sys.stderr.write
     if as_json:
         print_json([r.to_dict() for r in results])
     for r in results:
-        if r.ok and not as_json:
+        if r.ok and not as_json and not quiet:
             for f in r.failures:
                 err(safe(f"warning: {r.source}: location failed, next one used: {f}") + "\n")
             for n in getattr(r, "notices", []):

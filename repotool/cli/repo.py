@@ -20,6 +20,7 @@ from repotool.cli.common import (
     out,
     pubkeys,
     repo_candidates,
+    say,
 )
 from repotool.cli.render import print_json
 from repotool.errors import UsageError
@@ -103,7 +104,7 @@ def repo_add(
 
     added = Repository(directory).add(paths, now=now())
     for info in added:
-        sys.stdout.write(f"added {info.project} {info.version}: {info.filename}\n")
+        say(f"added {info.project} {info.version}: {info.filename}")
     err(f"{len(added)} file(s) added; run 'repotool repo sign' to publish")
 
 
@@ -203,10 +204,8 @@ def sign_report(summary: Any, as_json: bool) -> None:
     if bins:
         parts.append(f"{len(bins)} bin(s)")
     parts += [f"{k} v{n}" for k, n in sorted(v.items()) if k.startswith("dev-")]
-    sys.stdout.write(
-        f"signed: {', '.join(parts)}; {summary.projects_changed} project(s) changed; "
-        f"{summary.files} file(s), {summary.bytes} bytes written\n"
-    )
+    say(f"signed: {', '.join(parts)}; {summary.projects_changed} project(s) changed; "
+        f"{summary.files} file(s), {summary.bytes} bytes written")
 
 
 @repo_app.command("check")

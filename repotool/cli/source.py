@@ -3,15 +3,26 @@ and their verified state, through repotool/client/sources.py and update.py."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from repotool.cli.common import duration, err, get_home, get_limits, handled, now, out, pubkeys
+from repotool.cli.common import (
+    OUTPUT,
+    duration,
+    err,
+    get_home,
+    get_limits,
+    handled,
+    now,
+    out,
+    pubkeys,
+    say,
+    warn,
+)
 from repotool.cli.render import print_json, print_update
-from repotool.errors import UsageError, UserError
+from repotool.errors import UsageError
 
 __all__ = ["register", "source_app"]
 
@@ -22,8 +33,10 @@ source_app = typer.Typer(help="Add, list, show and remove sources (like apt sour
 @source_app.command("add")
 @handled
 def source_add(
-    name: Annotated[str, typer.Argument(help="A name for the source.")],
-    url: Annotated[str, typer.Argument(help="Path, file://, http:// or https:// location.")],
+    name: Annotated[str | None, typer.Argument(
+        help="A name for the source.", show_default=False)] = None,
+    url: Annotated[str | None, typer.Argument(
+        help="Path, file://, http:// or https:// location.", show_default=False)] = None,
     key: Annotated[list[Path] | None, typer.Option(
         "--key", help="The repository's root public key (repeatable).")] = None,
     fingerprint: Annotated[list[str] | None, typer.Option(
@@ -37,13 +50,33 @@ def source_add(
     ca_cert: Annotated[Path | None, typer.Option("--ca-cert")] = None,
     clock_skew: Annotated[str | None, typer.Option(
         "--clock-skew", help="Tolerance when judging expiry, e.g. 5m (at most 1h).")] = None,
+    from_file: Annotated[Path | None, typer.Option(
+        "--from", metavar="FILE.sources", help="Add the source a deb822 .sources file "
+        "describes (Name, URIs, Signed-By, Only, Priority) instead of NAME URL and "
+        "options.", show_default=False)] = None,
 ) -> None:
-    """Add a repository and trust its root key(s) for it alone."""
+    """Add a repository and trust its root key(s) for it alone.
+
+    The source is also written to sources.d/NAME.sources (as root:
+    /etc/repotool/sources.d), where configuration management may drop such files too:
+    'repotool update' sets them up.
+    """
     from repotool import keys as keymod
+    from repotool.client.dropins import add_checked, add_from_file
     from repotool.client.home import SourceConfig, normalize_pattern
     from repotool.client.sources import add_source
     from repotool.transport.urls import normalize_url
 
+    if from_file is not None:
+        if name or url or key or fingerprint or root or mirror or only or priority or ca_cert \
+                or clock_skew:
+            raise UsageError("--from FILE takes the whole source from the file; give no "
+                             "NAME, URL or other option with it")
+        _added(*add_from_file(get_home(), from_file, limits=get_limits(),
+                              report=lambda m: err(f"warning: {m}")))
+        return
+    if name is None or url is None:
+        raise UsageError("give NAME and URL (or --from FILE.sources)")
     given = sum(bool(x) for x in (key, fingerprint, root))
     if given != 1:
         raise UsageError("give exactly one of --key, --fingerprint or --root")
@@ -71,12 +104,17 @@ def source_add(
     )
     how = (f"added from root file {root}" if root is not None else
            f"added by {'key' if key else 'fingerprint'} " + ", ".join(ids))
-    trusted = add_source(home, cfg, key_ids=ids, root_file=root, ca_cert=ca_cert,
-                         limits=get_limits(), report=lambda m: err(f"warning: {m}"), how=how)
-    sys.stdout.write(f"added source {name!r}: repository {cfg.repo_name!r} at {cfg.url}\n")
-    sys.stdout.write(f"trusted root keys (threshold {trusted.roles['root'].threshold}):\n")
+    trusted = add_checked(home, cfg, ids, lambda: add_source(
+        home, cfg, key_ids=ids, root_file=root, ca_cert=ca_cert, limits=get_limits(),
+        report=lambda m: err(f"warning: {m}"), how=how))
+    _added(cfg, trusted)
+
+
+def _added(cfg: Any, trusted: Any) -> None:
+    say(f"added source {cfg.name!r}: repository {cfg.repo_name!r} at {cfg.url}")
+    say(f"trusted root keys (threshold {trusted.roles['root'].threshold}):")
     for k in sorted(trusted.roles["root"].keyids):
-        sys.stdout.write(f"  {k}\n")
+        say(f"  {k}")
     err("run 'repotool update' to fetch its index")
 
 
@@ -84,10 +122,13 @@ def source_add(
 @handled
 def source_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List sources in resolution order."""
+    from repotool.client.dropins import pending
     from repotool.client.state import describe_source
 
     home = get_home()
     docs = [describe_source(home, c) for c in home.sources()]
+    for path in pending(home):
+        warn(f"{path} is not set up yet; 'repotool update' sets it up")
     if as_json:
         print_json(docs)
         return
@@ -128,9 +169,15 @@ def source_show(
 @handled
 def source_remove(name: Annotated[str, typer.Argument()]) -> None:
     """Remove a source with its keyring, caches and state."""
+    from repotool.client.dropins import forget
     from repotool.client.sources import remove_source
 
-    remove_source(get_home(), name)
+    home = get_home()
+    # the file goes first: a removal killed half-way must not bring the source back at
+    # the next update (sources.d files are set up again when their source is missing)
+    had_file = forget(home, name)
+    if home.exists(name) or not had_file:  # else: a file not yet set up, now gone
+        remove_source(home, name)
     err(f"removed source {name!r}")
 
 
@@ -142,14 +189,12 @@ def update(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Fetch and verify the signed index of every source (or those named)."""
-    from repotool.client.update import update as do_update
+    from repotool.client.dropins import update_with_dropins
 
-    home = get_home()
-    if not names and not home.sources():
-        raise UserError("no sources", "add one with 'repotool source add NAME URL --key PUB'")
-    results = do_update(home, names, now=now(), limits=get_limits(),
-                        allow_name_change=allow_name_change)
-    code = print_update(results, as_json)
+    results = update_with_dropins(get_home(), names, now=now(), limits=get_limits(),
+                                  allow_name_change=allow_name_change,
+                                  report=lambda m: err(f"warning: {m}"))
+    code = print_update(results, as_json, quiet=OUTPUT.quiet)
     if code:
         raise typer.Exit(code)
 

@@ -36,6 +36,7 @@ def cached_file(
             were unreachable).
         DownloadError: no location could be reached.
     """
+    from repotool import progress
     from repotool.format.layout import dist_target_path, hashed_name
     from repotool.transport.fetcher import Fetcher
 
@@ -57,8 +58,10 @@ def cached_file(
     for url in view.cfg.urls:
         fd, tmp = tempfile.mkstemp(dir=files, prefix=".part-")
         try:
-            with os.fdopen(fd, "wb") as out:
-                fetcher.download_verified(url + path, out, entry.size, entry.sha256)
+            with os.fdopen(fd, "wb") as out, \
+                    progress.task(entry.filename, total=entry.size, unit="bytes") as bar:
+                fetcher.download_verified(url + path, bar.writer(out), entry.size,
+                                          entry.sha256)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, dest)
@@ -97,6 +100,7 @@ def download(
         UsageError: a malformed or direct-URL requirement (before anything is read).
         UserError: the requirements cannot be satisfied (the conflict is named).
     """
+    from repotool import progress
     from repotool.client.resolver import Requirement, resolve_requirements
     from repotool.client.targets import Target
 
@@ -111,15 +115,17 @@ def download(
         roots.append(req)
     chosen = resolve_requirements(Views(home), roots, target, deps=deps, pre=pre)
     done = []
-    for cand in chosen:
-        entry, view = cand.entry, cand.view
-        cached = cached_file(home, view, cand.name, entry, limits, report=report)
-        target_path = dest_dir / entry.filename
-        dest_dir.mkdir(parents=True, exist_ok=True)  # only once a verified file is at hand
-        _place(cached, target_path, entry)
-        done.append({"project": cand.name, "version": entry.version,
-                     "filename": entry.filename, "sha256": entry.sha256, "size": entry.size,
-                     "source": view.cfg.name, "path": str(target_path)})
+    with progress.task("download", total=len(chosen), unit="files") as bar:
+        for cand in chosen:
+            entry, view = cand.entry, cand.view
+            cached = cached_file(home, view, cand.name, entry, limits, report=report)
+            target_path = dest_dir / entry.filename
+            dest_dir.mkdir(parents=True, exist_ok=True)  # only once a verified file is at hand
+            _place(cached, target_path, entry)
+            done.append({"project": cand.name, "version": entry.version,
+                         "filename": entry.filename, "sha256": entry.sha256, "size": entry.size,
+                         "source": view.cfg.name, "path": str(target_path)})
+            bar.advance()
     return done
 
 

@@ -12,6 +12,8 @@
     HOME/sources/NAME/status.json          the last update's outcome
     HOME/sources/NAME/lock                 held while the source's state changes
     HOME/tmp/                              pip's scratch space during 'install'
+    HOME/sources.d/NAME.sources            the source as a deb822 file (in system mode:
+                                           /etc/repotool/sources.d; client/locations.py)
 
 'clean' empties cache/. The keyring advances only through a verified root chain; the
 cache is never a trust anchor (what is read back from it is checked against the keyring,
@@ -143,9 +145,11 @@ class SourceConfig:
 
 
 class Home:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, sources_d: Path | None = None) -> None:
         self.root = root
         self.sources_dir = root / "sources"
+        # drop-in NAME.sources files (client/sourcesfile.py); see client/locations.py
+        self.sources_d = sources_d or root / "sources.d"
 
     def lock(self) -> Any:
         return locked(self.root / "lock", f"repotool home {str(self.root)!r}")

@@ -87,18 +87,23 @@ def update(
 ) -> list[UpdateResult]:
     """Update the named sources (all when None); one result per source, never raising
     for one source's failure."""
+    from repotool import progress
+
     cfgs = [home.source(n) for n in names] if names else home.sources()
     results = []
-    for cfg in cfgs:
-        res = UpdateResult(cfg.name)
-        try:
-            with home.source_lock(cfg.name):
-                _update_source(home, cfg, now, limits, allow_name_change, res)
-            res.ok = True
-        except RepotoolError as e:
-            res.error, res.hint, res.exit_code = e.message, e.hint, e.exit_code
-        _record_status(home, cfg.name, res, now)
-        results.append(res)
+    with progress.task("update", total=len(cfgs), unit="sources") as bar:
+        for cfg in cfgs:
+            bar.describe(f"update {cfg.name}")
+            res = UpdateResult(cfg.name)
+            try:
+                with home.source_lock(cfg.name):
+                    _update_source(home, cfg, now, limits, allow_name_change, res)
+                res.ok = True
+            except RepotoolError as e:
+                res.error, res.hint, res.exit_code = e.message, e.hint, e.exit_code
+            _record_status(home, cfg.name, res, now)
+            results.append(res)
+            bar.advance()
     return results
 
 

@@ -498,7 +498,7 @@ def test_arbitrary_content_signed_index_entry_with_unsafe_hash_refused(
     assert "index/00.json" in err and "malformed" in err, err
     # "../../../../escape" from the shard cache is tmp_path: nothing may land there
     assert not any(p.name.endswith(".json") for p in tmp_path.iterdir())
-    assert sorted(p.name for p in home.iterdir()) == ["lock", "sources"]
+    assert sorted(p.name for p in home.iterdir()) == ["lock", "sources", "sources.d"]
 
 
 # ---- §3.6 a lying primary at `source add`: the first root goes through the mirror loop --------

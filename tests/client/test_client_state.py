@@ -161,6 +161,8 @@ def test_kill_9_during_source_remove_leaves_other_sources_usable(pubs, home: Pat
     assert cli("--home", home, "source", "add", "b", a.root, "--key", a.key.public).exit_code == 0
     assert cli("--home", home, "update").exit_code == 0
     # what a kill between the rename and the rmtree of 'source remove b' leaves behind
+    # (its sources.d/b.sources is deleted first)
+    (home / "sources.d" / "b.sources").unlink()
     shutil.copytree(home / "sources" / "b", home / "sources" / ".removing-b")
     shutil.rmtree(home / "sources" / "b")
     r = cli("--home", home, "list")
