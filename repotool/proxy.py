@@ -20,6 +20,13 @@ Routes::
     /simple/                       every project that resolves, HTML or JSON (PEP 691)
     /simple/PROJECT/               the resolved source's files (non-normalized → 301)
     /files/PROJECT/FILENAME        the verified bytes of one listed file
+    /files/PROJECT/WHEEL.metadata  the wheel's verified core metadata (PEP 658/714)
+
+Core metadata: a wheel whose signed entry names its ``.metadata`` file (sha256, size) is
+advertised on the pages, and its metadata is fetched and checked like any file; the
+wheel itself is then sent only if its own METADATA is exactly those bytes (pip and uv
+resolved with them). A wheel of a repository that predates metadata files gets its
+METADATA extracted from the verified wheel, advertised once this proxy verified it.
 
 Example::
 
@@ -32,6 +39,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import ipaddress
@@ -61,6 +69,7 @@ from repotool.home import Home
 from repotool.queries import Resolution, Views, cached_file, resolve
 from repotool.state import keyring_state
 from repotool.transport import Limits
+from repotool.wheelmeta import METADATA_SUFFIX, wheel_metadata
 
 __all__ = [
     "HostCheck",
@@ -156,6 +165,7 @@ class VerifiedIndex:
     _dropped: dict[tuple[str, int], int] = field(default_factory=dict)
     _warnings_dropped: int = 0
     _root_pages: dict[str, _Page] = field(default_factory=dict)
+    _meta_sha: dict[str, str] = field(default_factory=dict)  # verified wheel -> METADATA sha
     loads: int = 0  # how many times the verified state was (re)loaded
 
     # ---- what happened ------------------------------------------------------------------
@@ -335,10 +345,13 @@ class VerifiedIndex:
             _NotFound: resolution refused it, or no source has it (recorded).
         """
         res, proj = self._project(project)
+        with self._lock:  # METADATA of wheels verified here, for entries that lack it
+            extra = {f.filename: m for f in proj.files if (m := self._meta_sha.get(f.sha256))}
         # Links are absolute paths on this server: whatever host name the client used.
         if fmt == "json":
-            return _Page(project_json(proj, base="/"), JSON_CONTENT_TYPE, res.source.cfg.name)
-        return _Page(project_html(proj, base="/"), fmt, res.source.cfg.name)
+            return _Page(project_json(proj, base="/", metadata=extra), JSON_CONTENT_TYPE,
+                         res.source.cfg.name)
+        return _Page(project_html(proj, base="/", metadata=extra), fmt, res.source.cfg.name)
 
     # ---- files --------------------------------------------------------------------------
 
@@ -362,6 +375,12 @@ class VerifiedIndex:
                 path = cached_file(self.home, view, res.project, entry, self.limits,
                                    report=self._warn)
             f = _open_verified(path, entry.sha256, entry.size)
+            if entry.is_wheel:
+                try:
+                    self._check_metadata(entry, f)
+                except BaseException:
+                    f.close()
+                    raise
         except RepotoolError as e:
             self._record(Problem("file", filename, e.message, e.exit_code, source,
                                  tuple(view.cfg.urls), e.hint))
@@ -372,6 +391,71 @@ class VerifiedIndex:
         if self.log:
             self.log(f"served {filename} sha256:{entry.sha256} from {source}")
         return f, served
+
+    def _check_metadata(self, entry: Any, f: IO[bytes]) -> bytes:
+        """The METADATA of the verified wheel open in ``f`` (rewound after), which must
+        be the signed ``.metadata`` when the entry names one; remembered for the pages.
+
+        Raises:
+            VerificationError: unreadable, or not the metadata the index signed.
+        """
+        data = wheel_metadata(f, entry.filename)
+        f.seek(0)
+        sha = hashlib.sha256(data).hexdigest()
+        if entry.metadata_sha256 is not None and not hmac.compare_digest(
+                sha, entry.metadata_sha256):
+            raise VerificationError(
+                f"{entry.filename}: its METADATA differs from the signed {entry.filename}"
+                ".metadata that installers resolved with")
+        with self._lock:
+            self._meta_sha[entry.sha256] = sha
+        return data
+
+    def open_metadata(self, project: str, filename: str) -> bytes:
+        """The verified core metadata of wheel ``filename`` (PEP 658): the signed
+        ``.metadata`` target, or — for a repository that predates them — the METADATA
+        of the verified wheel.
+
+        Raises:
+            _NotFound: not a wheel the resolved source lists for ``project``.
+            _Refused: it failed verification or could not be fetched (recorded).
+        """
+        res, proj = self._project(project)
+        view = res.source
+        entry = next((f for f in proj.files if f.filename == filename), None)
+        if entry is None or not entry.is_wheel:
+            raise _NotFound
+        name = filename + METADATA_SUFFIX
+        try:
+            if entry.metadata_sha256 is not None:
+                meta = dataclasses.replace(entry, filename=name, sha256=entry.metadata_sha256,
+                                           size=entry.metadata_size)
+                with self._lock:
+                    flock = self._file_locks.setdefault(meta.sha256, threading.Lock())
+                with flock:
+                    path = cached_file(self.home, view, res.project, meta, self.limits,
+                                       report=self._warn)
+                with _open_verified(path, meta.sha256, meta.size) as mf:
+                    data = mf.read()
+                wheel = view.cache / "files" / entry.sha256  # sent before: must agree
+                if wheel.exists():
+                    with _open_verified(wheel, entry.sha256, entry.size) as wf:
+                        self._check_metadata(entry, wf)
+            else:
+                with self._lock:
+                    flock = self._file_locks.setdefault(entry.sha256, threading.Lock())
+                with flock:
+                    path = cached_file(self.home, view, res.project, entry, self.limits,
+                                       report=self._warn)
+                with _open_verified(path, entry.sha256, entry.size) as wf:
+                    data = self._check_metadata(entry, wf)
+        except RepotoolError as e:
+            self._record(Problem("file", name, e.message, e.exit_code, view.cfg.name,
+                                 tuple(view.cfg.urls), e.hint))
+            raise _Refused from None
+        if self.log:
+            self.log(f"served {name} from {view.cfg.name}")
+        return data
 
 
 def _open_verified(path: Path, sha256: str, size: int) -> IO[bytes]:
@@ -607,6 +691,10 @@ class _Handler(BaseHTTPRequestHandler):
         if parts[1] == "files":
             if len(parts) != 4 or not parts[2] or not parts[3]:
                 raise _NotFound
+            if parts[3].endswith(METADATA_SUFFIX):  # PEP 658: no distribution ends so
+                body = index.open_metadata(canonicalize_name(parts[2]),
+                                           parts[3][:-len(METADATA_SUFFIX)])
+                return self._send(200, body, "application/octet-stream", head=head)
             return self._file(parts[2], parts[3], head=head)
         fmt = choose_format(self.headers.get("Accept"), query.get("format"))
         if len(parts) == 3 and parts[2] == "":

@@ -85,6 +85,10 @@ def apply_pending(
             proj.files.append(entry)
             path = dist_target_path(e["project"], e["filename"])
             changed[path] = TargetFile(e["size"], {"sha256": e["sha256"]}, path)
+            if entry.metadata_sha256 is not None:  # FILENAME.metadata (PEP 658)
+                mpath = path + ".metadata"
+                changed[mpath] = TargetFile(entry.metadata_size or 0,
+                                            {"sha256": entry.metadata_sha256}, mpath)
             touched.add(e["project"])
         elif kind == "remove":
             rproj = shard_for(e["project"]).projects.get(e["project"])
@@ -94,6 +98,8 @@ def apply_pending(
             for f in rproj.files:
                 if e["version"] is None or Version(f.version) == Version(e["version"]):
                     changed[dist_target_path(rproj.name, f.filename)] = None
+                    if f.metadata_sha256 is not None:
+                        changed[dist_target_path(rproj.name, f.filename) + ".metadata"] = None
                 else:
                     keep.append(f)
             rproj.files = keep

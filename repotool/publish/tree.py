@@ -99,6 +99,8 @@ def entry_from_pending(a: dict[str, Any]) -> FileEntry:
         requires_dist=tuple(a["requires_dist"]),
         upload_time=a["upload_time"],
         yanked=False,
+        metadata_sha256=a.get("metadata_sha256"),  # absent in pending files of older adds
+        metadata_size=a.get("metadata_size"),
     )
 
 
