@@ -868,12 +868,26 @@ def install(
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Resolve and say what would be installed, from which source and "
         "why; install nothing.")] = False,
+    constraint: Annotated[list[Path] | None, typer.Option(
+        "-c", "--constraint", help="Constrain versions with this file (repeatable; re-read "
+        "like -r files: names, specifiers, markers, --hash).", show_default=False)] = None,
+    only_binary: Annotated[list[str] | None, typer.Option(
+        "--only-binary", help="Wheels only: :all:, :none: or NAME,NAME (passed to pip).",
+        show_default=False)] = None,
+    no_deps: Annotated[bool, typer.Option("--no-deps", help="Install no dependencies.")
+                       ] = False,
+    upgrade: Annotated[bool, typer.Option("-U", "--upgrade", help="Upgrade what is "
+                                          "already installed.")] = False,
+    pre: Annotated[bool, typer.Option("--pre", help="Allow pre-releases.")] = False,
 ) -> None:
     """Install with pip through the verified index: pip never receives unverified bytes."""
+    from repotool.install import PipOptions
     from repotool.install import install as do_install
 
+    opts = PipOptions(tuple(constraint or ()), tuple(only_binary or ()), no_deps, upgrade, pre)
     outcome = do_install(_home(), list(requirements or []), list(requirement_file or []),
-                         python=python, limits=_limits(), dry_run=dry_run, echo=_echo)
+                         python=python, limits=_limits(), dry_run=dry_run, echo=_echo,
+                         options=opts)
     _install_summary(outcome)
     _install_problems(outcome)
     if outcome.exit_code:

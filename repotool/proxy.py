@@ -178,6 +178,17 @@ class VerifiedIndex:
         with self._lock:
             return self._served.get((project, filename))
 
+    def listed_file(self, project: str, filename: str) -> Served | None:
+        """``filename`` as the resolved source's signed index lists it, unfetched: what
+        a dry run that resolved from verified metadata (PEP 658) would install."""
+        try:
+            res, proj = self._project(canonicalize_name(project))
+        except _NotFound:
+            return None
+        e = next((f for f in proj.files if f.filename == filename), None)
+        return None if e is None else Served(res.project, e.version, filename, e.sha256,
+                                             e.size, res.source.cfg.name)
+
     def problems(self) -> list[Problem]:
         with self._lock:
             return list(self._problems.values())
