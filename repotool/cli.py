@@ -898,22 +898,35 @@ def install(
 @handled
 def lock(
     requirements: Requirements = None,
-    output: Annotated[Path, typer.Option(
-        "-o", "--output", help="Requirements file to write ('-' for stdout).")] = Path("-"),
+    output: Annotated[Path | None, typer.Option(
+        "-o", "--output", help="File to write ('-' for stdout; default: stdout, or "
+        "pylock.toml with --format pylock).", show_default=False)] = None,
     requirement_file: RequirementFiles = None,
     python: PythonOpt = None,
+    fmt: Annotated[str, typer.Option(
+        "--format", help="requirements (name==version --hash lines) or pylock (PEP 751 "
+        "pylock.toml).")] = "requirements",
 ) -> None:
     """Resolve with pip through the verified index and write name==version --hash lines."""
     from repotool.lock import lock as do_lock
     from repotool.lock import render
+    from repotool.pylock import is_pylock_name, render_pylock
     from repotool.storage import atomic_write
 
+    if fmt not in ("requirements", "pylock"):
+        raise UsageError(f"unknown --format {fmt!r}", "use requirements or pylock")
+    if output is None:
+        output = Path("pylock.toml" if fmt == "pylock" else "-")
+    if fmt == "pylock" and str(output) != "-" and not is_pylock_name(output.name):
+        raise UsageError(f"{str(output)!r}: a PEP 751 lock file is named pylock.toml or "
+                         "pylock.NAME.toml", "installers find it by that name")
     out = do_lock(_home(), list(requirements or []), list(requirement_file or []),
                   python=python, limits=_limits(), echo=_echo)
     _install_problems(out.run)
     if out.exit_code:
         raise typer.Exit(out.exit_code)
-    text = render(out.entries, out.run.python)
+    text = (render_pylock(out.entries, out.run.python) if fmt == "pylock"
+            else render(out.entries, out.run.python))
     if str(output) == "-":
         sys.stdout.write(text)
         return
@@ -921,7 +934,9 @@ def lock(
     for e in out.entries:
         sys.stdout.write(f"{e.project}=={e.version} from {e.source} "
                          f"({len(e.hashes)} hash(es))\n")
-    _err(f"wrote {output}; install with 'repotool install -r {output}'")
+    how = (f"uv pip install -r {output}" if fmt == "pylock"
+           else f"repotool install -r {output}")
+    _err(f"wrote {output}; install with '{how}'")
 
 
 @app.command("proxy")
