@@ -3,8 +3,8 @@
 The same resolution as the default requirements file (``repotool.lock``): pip resolves
 through the verified proxy for the target interpreter; every file comes from the
 signed index of the source the resolution rule picks — name, size, sha256, upload time,
-Requires-Python — and points at that source's own location (``url``, or ``path`` for a
-source that is a local directory), with the source's simple index as ``index``. An
+Requires-Python — and points at that source's own location (``url``, or an absolute ``path``
+for a ``file://`` source), with the source's simple index as ``index``. An
 installer that reads pylock (``uv pip install -r pylock.toml``) checks each file's
 sha256 and size, so the bytes it installs are the signed ones wherever it fetches them.
 
@@ -29,6 +29,8 @@ Example::
 from __future__ import annotations
 
 import re
+import urllib.parse
+import urllib.request
 from collections.abc import Iterable
 from typing import Any
 
@@ -58,11 +60,13 @@ def toml_string(value: str) -> str:
 
 
 def _location(base: str, project: str, filename: str) -> tuple[str, str]:
-    """("url", URL) for a source at a URL, ("path", PATH) for a local directory."""
+    """("url", URL) for a source at an http(s) URL, ("path", absolute path) for a local
+    directory (a ``file://`` source)."""
     rel = dist_target_path(project, filename)
-    if re.match(r"^(https?|file)://", base):
-        return "url", base.rstrip("/") + "/" + rel
-    return "path", base.rstrip("/") + "/" + rel
+    split = urllib.parse.urlsplit(base)
+    if split.scheme == "file":
+        return "path", urllib.request.url2pathname(split.path).rstrip("/") + "/" + rel
+    return "url", base.rstrip("/") + "/" + rel
 
 
 def _file_table(base: str, project: str, f: Any) -> list[str]:
@@ -93,9 +97,7 @@ def render_pylock(entries: Iterable[Any], python: str) -> str:
         if len(rps) == 1:
             lines.append(f"requires-python = {toml_string(rps.pop())}")
         if e.location:
-            kind, _ = _location(e.location, e.project, "x")
-            if kind == "url":
-                lines.append(f"index = {toml_string(e.location.rstrip('/') + '/simple/')}")
+            lines.append(f"index = {toml_string(e.location.rstrip('/') + '/simple/')}")
         wheels = [f for f in e.files if f.filename.endswith(".whl")]
         sdists = [f for f in e.files if not f.filename.endswith(".whl")]
         for f in wheels:

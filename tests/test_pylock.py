@@ -84,3 +84,23 @@ def test_lock_pylock_refuses_other_file_names(home: Path, tmp_path: Path) -> Non
     assert r.exit_code == 2 and "pylock.toml" in r.stderr
     r = cli("--home", home, "lock", "app", "--format", "poetry")
     assert r.exit_code == 2 and "--format" in r.stderr
+
+
+def test_lock_pylock_of_a_local_directory_source_uses_paths(make_published, home: Path,  # type: ignore[no-untyped-def]
+                                                            tmp_path: Path) -> None:
+    uv = _uv()
+    pub = make_published(projects={"demo-pkg": ["1.0"]})
+    add_source(home, "demo", pub.root, pub.key.public)
+    update(home)
+    py = make_venv(tmp_path / "venv")
+    out = tmp_path / "pylock.dev.toml"
+    r = cli("--home", home, "lock", "demo-pkg", "--format", "pylock", "-o", out, "--python", py)
+    assert r.exit_code == 0, r.output
+    (pkg,) = tomllib.loads(out.read_text())["packages"]
+    (w,) = pkg["wheels"]
+    assert w["path"] == str(pub.root.resolve() / "files" / "demo-pkg" / w["name"])
+    r = subprocess.run([uv, "pip", "install", "-r", str(out), "--python", str(py)],
+                       env=_uv_env(tmp_path), capture_output=True, text=True, timeout=120,
+                       check=False)
+    assert r.returncode == 0, r.stderr
+    assert pip_freeze(py) == {"demo-pkg": "1.0"}
