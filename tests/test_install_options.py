@@ -58,3 +58,33 @@ def test_install_options_refused_before_pip_runs(home: Path, tmp_path: Path) -> 
         assert r.exit_code == 2 and needle in r.stderr, r.output
     r = install(home, py, "--only-binary", "a b", "app")
     assert r.exit_code == 2 and "--only-binary" in r.stderr, r.output
+
+
+def test_dry_run_resolved_from_metadata_lists_signed_files(make_published, home: Path,  # type: ignore[no-untyped-def]
+                                                           tmp_path: Path) -> None:
+    """A newer pip's --dry-run resolves from the .metadata files and downloads no wheel:
+    its report then names proxy URLs nothing was served for. For a dry run (and so for
+    ``lock``) those are the signed index's files; for a real install they stay
+    unverified (exit 3)."""
+    import json
+
+    from repotool.home import Home
+    from repotool.install import _match_report  # the report matching, without pip
+    from repotool.proxy import VerifiedIndex
+    from repotool.transport import Limits
+
+    pub = make_published()
+    add_source(home, "demo", pub.root, pub.key.public)
+    update(home)
+    whl = "demo_pkg-1.0-py3-none-any.whl"
+    base = "http://127.0.0.1:9"
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"install": [{
+        "metadata": {"name": "demo-pkg", "version": "1.0"}, "requested": True,
+        "download_info": {"url": f"{base}/files/demo-pkg/{whl}"}}]}))
+    index = VerifiedIndex(Home(home), Limits())
+    (item,) = _match_report(report, base, index, dry_run=True)
+    assert item.served is not None and item.served.filename == whl
+    assert item.served.source == "demo" and item.served.size == (pub.dist / whl).stat().st_size
+    (item,) = _match_report(report, base, index)
+    assert item.served is None
