@@ -10,7 +10,7 @@ import typer
 
 from repotool.cli.common import echo, err, get_home, get_limits, handled
 from repotool.cli.render import safe, safe_lines
-from repotool.errors import UserError
+from repotool.errors import UsageError, UserError
 
 __all__ = ["register"]
 
@@ -90,12 +90,26 @@ def install(
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Resolve and say what would be installed, from which source and "
         "why; install nothing.")] = False,
+    constraint: Annotated[list[Path] | None, typer.Option(
+        "-c", "--constraint", help="Constrain versions with this file (repeatable; re-read "
+        "like -r files: names, specifiers, markers, --hash).", show_default=False)] = None,
+    only_binary: Annotated[list[str] | None, typer.Option(
+        "--only-binary", help="Wheels only: :all:, :none: or NAME,NAME (passed to pip).",
+        show_default=False)] = None,
+    no_deps: Annotated[bool, typer.Option("--no-deps", help="Install no dependencies.")
+                       ] = False,
+    upgrade: Annotated[bool, typer.Option("-U", "--upgrade", help="Upgrade what is "
+                                          "already installed.")] = False,
+    pre: Annotated[bool, typer.Option("--pre", help="Allow pre-releases.")] = False,
 ) -> None:
     """Install with pip through the verified index: pip never receives unverified bytes."""
     from repotool.pip.install import install as do_install
+    from repotool.pip.requirements import PipOptions
 
+    opts = PipOptions(tuple(constraint or ()), tuple(only_binary or ()), no_deps, upgrade, pre)
     outcome = do_install(get_home(), list(requirements or []), list(requirement_file or []),
-                         python=python, limits=get_limits(), dry_run=dry_run, echo=echo)
+                         python=python, limits=get_limits(), dry_run=dry_run, echo=echo,
+                         options=opts)
     _install_summary(outcome)
     _install_problems(outcome)
     if outcome.exit_code:
@@ -105,22 +119,35 @@ def install(
 @handled
 def lock(
     requirements: Requirements = None,
-    output: Annotated[Path, typer.Option(
-        "-o", "--output", help="Requirements file to write ('-' for stdout).")] = Path("-"),
+    output: Annotated[Path | None, typer.Option(
+        "-o", "--output", help="File to write ('-' for stdout; default: stdout, or "
+        "pylock.toml with --format pylock).", show_default=False)] = None,
     requirement_file: RequirementFiles = None,
     python: PythonOpt = None,
+    fmt: Annotated[str, typer.Option(
+        "--format", help="requirements (name==version --hash lines) or pylock (PEP 751 "
+        "pylock.toml).")] = "requirements",
 ) -> None:
     """Resolve with pip through the verified index and write name==version --hash lines."""
     from repotool.pip.lock import lock as do_lock
     from repotool.pip.lock import render
+    from repotool.pip.pylock import is_pylock_name, render_pylock
     from repotool.storage import atomic_write
 
+    if fmt not in ("requirements", "pylock"):
+        raise UsageError(f"unknown --format {fmt!r}", "use requirements or pylock")
+    if output is None:
+        output = Path("pylock.toml" if fmt == "pylock" else "-")
+    if fmt == "pylock" and str(output) != "-" and not is_pylock_name(output.name):
+        raise UsageError(f"{str(output)!r}: a PEP 751 lock file is named pylock.toml or "
+                         "pylock.NAME.toml", "installers find it by that name")
     locked = do_lock(get_home(), list(requirements or []), list(requirement_file or []),
                   python=python, limits=get_limits(), echo=echo)
     _install_problems(locked.run)
     if locked.exit_code:
         raise typer.Exit(locked.exit_code)
-    text = render(locked.entries, locked.run.python)
+    text = (render_pylock(locked.entries, locked.run.python) if fmt == "pylock"
+            else render(locked.entries, locked.run.python))
     if str(output) == "-":
         sys.stdout.write(text)
         return
@@ -128,7 +155,9 @@ def lock(
     for e in locked.entries:
         sys.stdout.write(f"{e.project}=={e.version} from {e.source} "
                          f"({len(e.hashes)} hash(es))\n")
-    err(f"wrote {output}; install with 'repotool install -r {output}'")
+    how = (f"uv pip install -r {output}" if fmt == "pylock"
+           else f"repotool install -r {output}")
+    err(f"wrote {output}; install with '{how}'")
 
 
 @handled
