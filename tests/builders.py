@@ -132,6 +132,7 @@ def metadata_text(
     requires_dist: Sequence[str] = (),
     requires_python: str | None = None,
     metadata_version: str = "2.1",
+    provides_extra: Sequence[str] = (),
 ) -> str:
     """Core metadata (METADATA / PKG-INFO) in email-header format."""
     lines = [
@@ -142,6 +143,7 @@ def metadata_text(
     ]
     if requires_python is not None:
         lines.append(f"Requires-Python: {requires_python}")
+    lines.extend(f"Provides-Extra: {e}" for e in provides_extra)
     lines.extend(f"Requires-Dist: {req}" for req in requires_dist)
     return "\n".join(lines) + "\n\n"
 
@@ -194,6 +196,7 @@ def build_wheel(
     files: Mapping[str, bytes] | None = None,
     metadata_name: str | None = None,
     metadata_version: str | None = None,
+    provides_extra: Sequence[str] = (),
 ) -> Path:
     """Write a valid, deterministic wheel into ``out_dir`` and return its path.
 
@@ -220,6 +223,7 @@ def build_wheel(
         summary=summary,
         requires_dist=requires_dist,
         requires_python=requires_python,
+        provides_extra=provides_extra,
     ).encode()
     wheel_lines = [
         "Wheel-Version: 1.0",

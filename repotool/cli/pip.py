@@ -11,7 +11,7 @@ import typer
 from repotool.cli.common import OUTPUT, echo, err, get_home, get_limits, handled, say
 from repotool.cli.output import emit_json, install_doc, lock_doc, pip_echo
 from repotool.cli.render import safe, safe_lines
-from repotool.errors import UserError
+from repotool.errors import UsageError, UserError
 
 __all__ = ["register"]
 
@@ -98,14 +98,28 @@ def install(
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Resolve and say what would be installed, from which source and "
         "why; install nothing.")] = False,
+    constraint: Annotated[list[Path] | None, typer.Option(
+        "-c", "--constraint", help="Constrain versions with this file (repeatable; re-read "
+        "like -r files: names, specifiers, markers, --hash).", show_default=False)] = None,
+    only_binary: Annotated[list[str] | None, typer.Option(
+        "--only-binary", help="Wheels only: :all:, :none: or NAME,NAME (passed to pip).",
+        show_default=False)] = None,
+    no_deps: Annotated[bool, typer.Option("--no-deps", help="Install no dependencies.")
+                       ] = False,
+    upgrade: Annotated[bool, typer.Option("-U", "--upgrade", help="Upgrade what is "
+                                          "already installed.")] = False,
+    pre: Annotated[bool, typer.Option("--pre", help="Allow pre-releases.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Install with pip through the verified index: pip never receives unverified bytes."""
     from repotool.pip.install import install as do_install
+    from repotool.pip.requirements import PipOptions
 
+    opts = PipOptions(tuple(constraint or ()), tuple(only_binary or ()), no_deps, upgrade, pre)
     shown = pip_echo()
     outcome = do_install(get_home(), list(requirements or []), list(requirement_file or []),
-                         python=python, limits=get_limits(), dry_run=dry_run, echo=shown)
+                         python=python, limits=get_limits(), dry_run=dry_run, echo=shown,
+                         options=opts)
     if as_json:
         emit_json(install_doc(outcome))
     elif not OUTPUT.quiet:
@@ -118,17 +132,29 @@ def install(
 @handled
 def lock(
     requirements: Requirements = None,
-    output: Annotated[Path, typer.Option(
-        "-o", "--output", help="Requirements file to write ('-' for stdout).")] = Path("-"),
+    output: Annotated[Path | None, typer.Option(
+        "-o", "--output", help="File to write ('-' for stdout; default: stdout, or "
+        "pylock.toml with --format pylock).", show_default=False)] = None,
     requirement_file: RequirementFiles = None,
     python: PythonOpt = None,
+    fmt: Annotated[str, typer.Option(
+        "--format", help="requirements (name==version --hash lines) or pylock (PEP 751 "
+        "pylock.toml).")] = "requirements",
     as_json: JsonOpt = False,
 ) -> None:
     """Resolve with pip through the verified index and write name==version --hash lines."""
     from repotool.pip.lock import lock as do_lock
     from repotool.pip.lock import render
+    from repotool.pip.pylock import is_pylock_name, render_pylock
     from repotool.storage import atomic_write
 
+    if fmt not in ("requirements", "pylock"):
+        raise UsageError(f"unknown --format {fmt!r}", "use requirements or pylock")
+    if output is None:
+        output = Path("pylock.toml" if fmt == "pylock" else "-")
+    if fmt == "pylock" and str(output) != "-" and not is_pylock_name(output.name):
+        raise UsageError(f"{str(output)!r}: a PEP 751 lock file is named pylock.toml or "
+                         "pylock.NAME.toml", "installers find it by that name")
     shown = pip_echo()
     locked = do_lock(get_home(), list(requirements or []), list(requirement_file or []),
                   python=python, limits=get_limits(), echo=shown)
@@ -137,7 +163,8 @@ def lock(
     _install_problems(locked.run, shown)
     if locked.exit_code:
         raise typer.Exit(locked.exit_code)
-    text = render(locked.entries, locked.run.python)
+    text = (render_pylock(locked.entries, locked.run.python) if fmt == "pylock"
+            else render(locked.entries, locked.run.python))
     if as_json:  # the file (unless -o -), then the document naming it
         if str(output) != "-":
             atomic_write(output, text.encode())
@@ -149,7 +176,9 @@ def lock(
     atomic_write(output, text.encode())
     for e in locked.entries:
         say(f"{e.project}=={e.version} from {e.source} ({len(e.hashes)} hash(es))")
-    err(f"wrote {output}; install with 'repotool install -r {output}'")
+    how = (f"uv pip install -r {output}" if fmt == "pylock"
+           else f"repotool install -r {output}")
+    err(f"wrote {output}; install with '{how}'")
 
 
 @handled

@@ -13,6 +13,10 @@ Example::
       "upload_time": "2026-11-25T12:00:00Z", "version": "1.0", "yanked": false}],
       "name": "demo-pkg", "summary": "A demo"}}, "repotool-index": 1, "shard": "3f"}
 
+A wheel's entry may also carry ``metadata_sha256`` and ``metadata_size`` (both or
+neither): the signed hash and size of its core metadata file ``FILENAME.metadata``
+(PEP 658/714), a target next to the wheel.
+
 Bytes are canonical: ``json.dumps(sort_keys=True, separators=(",", ":"))``, UTF-8.
 """
 
@@ -66,9 +70,11 @@ class FileEntry:
     requires_dist: tuple[str, ...]
     upload_time: str
     yanked: bool | str  # False, True, or the reason (PEP 592)
+    metadata_sha256: str | None = None  # of FILENAME.metadata (PEP 658), when published
+    metadata_size: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "filename": self.filename,
             "version": self.version,
             "sha256": self.sha256,
@@ -78,6 +84,10 @@ class FileEntry:
             "upload_time": self.upload_time,
             "yanked": self.yanked,
         }
+        if self.metadata_sha256 is not None:  # optional: entries without it stay as before
+            d["metadata_sha256"] = self.metadata_sha256
+            d["metadata_size"] = self.metadata_size
+        return d
 
     @property
     def is_wheel(self) -> bool:
@@ -245,10 +255,11 @@ _FILE_KEYS = {
     "filename", "version", "sha256", "size", "requires_python",
     "requires_dist", "upload_time", "yanked",
 }
+_METADATA_KEYS = {"metadata_sha256", "metadata_size"}  # optional, together (PEP 658)
 
 
 def _parse_file(project: str, fdoc: object) -> FileEntry:
-    if not isinstance(fdoc, dict) or set(fdoc) != _FILE_KEYS:
+    if not isinstance(fdoc, dict) or set(fdoc) not in (_FILE_KEYS, _FILE_KEYS | _METADATA_KEYS):
         raise FormatError("unexpected file fields")
     filename = _str(fdoc["filename"], "filename", filename_max_length)
     try:  # the publisher's own rule: printable, URL- and path-safe, parseable
@@ -281,7 +292,13 @@ def _parse_file(project: str, fdoc: object) -> FileEntry:
         yanked = _str(yanked, "yanked reason", 1024)
         if not yanked:  # PEP 691: a reason is a non-empty string
             raise FormatError(f"file {filename!r}: yanked reason is empty")
-    return FileEntry(filename, str(version), sha, size, rp, deps, ut, yanked)
+    msha, msize = fdoc.get("metadata_sha256"), fdoc.get("metadata_size")
+    if "metadata_sha256" in fdoc:
+        if not isinstance(msha, str) or not _SHA.match(msha):
+            raise FormatError(f"file {filename!r}: metadata_sha256 is not 64 lowercase hex digits")
+        if type(msize) is not int or msize < 0:
+            raise FormatError(f"file {filename!r}: metadata_size is not a non-negative integer")
+    return FileEntry(filename, str(version), sha, size, rp, deps, ut, yanked, msha, msize)
 
 
 # shared with index format 2 (repotool.format.index2), which keeps these entry rules

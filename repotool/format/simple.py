@@ -3,14 +3,19 @@
 Pages live at ``simple/index.{html,json}`` and ``simple/PROJECT/index.{html,json}``;
 links point to ``../../files/PROJECT/FILENAME#sha256=HEX`` (relative, so any mirror
 or the verified proxy can serve the same bytes). ``base`` lets the proxy point links
-at itself instead.
+at itself instead. A wheel whose core metadata is published (``FILENAME.metadata``, PEP
+658/714) is advertised with its sha256: ``data-core-metadata`` and
+``data-dist-info-metadata`` in HTML, ``core-metadata`` and ``data-dist-info-metadata``
+in JSON (the names pip and uv read; PyPI sends the same pair). ``metadata`` adds such
+hashes (filename -> sha256) for files whose entry has none, as the proxy does for
+wheels it verified itself.
 """
 
 from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from repotool.format.index import FileEntry, Project
 
@@ -27,7 +32,14 @@ def _file_url(project: str, f: FileEntry, base: str | None) -> str:
     return f"{base}files/{project}/{f.filename}"
 
 
-def project_html(p: Project, base: str | None = None) -> bytes:
+def _metadata_sha(f: FileEntry, extra: Mapping[str, str] | None) -> str | None:
+    if f.metadata_sha256 is not None:
+        return f.metadata_sha256
+    return extra.get(f.filename) if extra else None
+
+
+def project_html(p: Project, base: str | None = None,
+                 metadata: Mapping[str, str] | None = None) -> bytes:
     lines = [
         "<!DOCTYPE html>",
         "<html><head><meta name=\"pypi:repository-version\" content=\"1.1\">"
@@ -38,6 +50,8 @@ def project_html(p: Project, base: str | None = None) -> bytes:
         attrs = f'href="{html.escape(_file_url(p.name, f, base))}#sha256={f.sha256}"'
         if f.requires_python:
             attrs += f' data-requires-python="{html.escape(f.requires_python)}"'
+        if (msha := _metadata_sha(f, metadata)) is not None:
+            attrs += f' data-dist-info-metadata="sha256={msha}" data-core-metadata="sha256={msha}"'
         if f.yanked is not False:
             reason = "" if f.yanked is True else str(f.yanked)
             attrs += f' data-yanked="{html.escape(reason)}"'
@@ -46,7 +60,8 @@ def project_html(p: Project, base: str | None = None) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def project_json(p: Project, base: str | None = None) -> bytes:
+def project_json(p: Project, base: str | None = None,
+                 metadata: Mapping[str, str] | None = None) -> bytes:
     files = []
     for f in sorted(p.files, key=lambda f: f.filename):
         d: dict[str, object] = {
@@ -58,6 +73,8 @@ def project_json(p: Project, base: str | None = None) -> bytes:
             "upload-time": f.upload_time,
             "yanked": f.yanked,
         }
+        if (msha := _metadata_sha(f, metadata)) is not None:
+            d["core-metadata"] = d["data-dist-info-metadata"] = {"sha256": msha}
         files.append(d)
     doc = {
         "meta": {"api-version": API_VERSION},

@@ -16,8 +16,6 @@ source has is not found, with the reason recorded.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +29,7 @@ from repotool.client.download import cached_file
 from repotool.client.home import Home
 from repotool.client.state import keyring_state
 from repotool.client.views import Resolution, Views, resolve
-from repotool.errors import RepotoolError, VerificationError
+from repotool.errors import RepotoolError
 from repotool.format.simple import (
     JSON_CONTENT_TYPE,
     project_html,
@@ -39,68 +37,16 @@ from repotool.format.simple import (
     root_html,
     root_json,
 )
+from repotool.pip.metadata import METADATA_SUFFIX, MetadataShas, metadata_entry
+from repotool.pip.served import NotFound, Page, Problem, Refused, Served, open_verified
 from repotool.transport.limits import Limits
 
 __all__ = ["NotFound", "Page", "Problem", "Refused", "Served", "VerifiedIndex", "open_verified"]
 
-send_chunk = 256 * 1024  # bytes per read or write of a file being sent
 problems_max = 100  # distinct refusals kept in memory; further ones are only counted
 
 
 warnings_max = 100  # failed-location reports kept; further ones are only counted
-
-
-@dataclass(frozen=True)
-class Served:
-    """A file whose verified bytes the proxy sent."""
-
-    project: str
-    version: str
-    filename: str
-    sha256: str
-    size: int
-    source: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Something the proxy refused to serve, and why.
-
-    ``kind`` is ``"file"`` (a listed file failed verification or could not be fetched),
-    ``"project"`` (resolution refused the project or no source has it) or
-    ``"internal"`` (a local error while answering; nothing was sent).
-    """
-
-    kind: str
-    subject: str  # project name or file name
-    message: str
-    exit_code: int
-    source: str | None = None
-    locations: tuple[str, ...] = ()
-    hint: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
-        d["locations"] = list(self.locations)
-        return d
-
-
-class NotFound(Exception):
-    pass
-
-
-class Refused(Exception):
-    pass
-
-
-@dataclass
-class Page:
-    body: bytes
-    content_type: str
-    source: str | None = None
 
 
 @dataclass
@@ -126,6 +72,7 @@ class VerifiedIndex:
     _dropped: dict[tuple[str, int], int] = field(default_factory=dict)
     _warnings_dropped: int = 0
     _root_pages: dict[str, Page] = field(default_factory=dict)
+    _meta: MetadataShas = field(default_factory=MetadataShas)  # verified wheels' METADATA
     loads: int = 0  # how many times the verified state was (re)loaded
 
     # ---- what happened ------------------------------------------------------------------
@@ -137,6 +84,17 @@ class VerifiedIndex:
     def served_file(self, project: str, filename: str) -> Served | None:
         with self._lock:
             return self._served.get((project, filename))
+
+    def listed_file(self, project: str, filename: str) -> Served | None:
+        """``filename`` as the resolved source's signed index lists it, unfetched: what
+        a dry run that resolved from verified metadata (PEP 658) would install."""
+        try:
+            res, proj = self._project(canonicalize_name(project))
+        except NotFound:
+            return None
+        e = next((f for f in proj.files if f.filename == filename), None)
+        return None if e is None else Served(res.project, e.version, filename, e.sha256,
+                                             e.size, res.source.cfg.name)
 
     def problems(self) -> list[Problem]:
         with self._lock:
@@ -305,10 +263,12 @@ class VerifiedIndex:
             NotFound: resolution refused it, or no source has it (recorded).
         """
         res, proj = self._project(project)
+        extra = self._meta.known(proj.files)  # METADATA of wheels verified here
         # Links are absolute paths on this server: whatever host name the client used.
         if fmt == "json":
-            return Page(project_json(proj, base="/"), JSON_CONTENT_TYPE, res.source.cfg.name)
-        return Page(project_html(proj, base="/"), fmt, res.source.cfg.name)
+            return Page(project_json(proj, base="/", metadata=extra), JSON_CONTENT_TYPE,
+                        res.source.cfg.name)
+        return Page(project_html(proj, base="/", metadata=extra), fmt, res.source.cfg.name)
 
     # ---- files --------------------------------------------------------------------------
 
@@ -325,13 +285,14 @@ class VerifiedIndex:
         if entry is None:
             raise NotFound
         source = view.cfg.name
-        with self._lock:
-            flock = self._file_locks.setdefault(entry.sha256, threading.Lock())
         try:
-            with flock:
-                path = cached_file(self.home, view, res.project, entry, self.limits,
-                                   report=self._warn)
-            f = open_verified(path, entry.sha256, entry.size)
+            f = open_verified(self._fetch(res, entry), entry.sha256, entry.size)
+            if entry.is_wheel:
+                try:
+                    self._meta.check(entry, f)
+                except BaseException:
+                    f.close()
+                    raise
         except RepotoolError as e:
             self._record(Problem("file", filename, e.message, e.exit_code, source,
                                  tuple(view.cfg.urls), e.hint))
@@ -343,27 +304,44 @@ class VerifiedIndex:
             self.log(f"served {filename} sha256:{entry.sha256} from {source}")
         return f, served
 
+    def _fetch(self, res: Resolution, entry: Any) -> Path:
+        """``entry`` in the file cache, verified (one fetch per sha256 at a time)."""
+        with self._lock:
+            flock = self._file_locks.setdefault(entry.sha256, threading.Lock())
+        with flock:
+            return cached_file(self.home, res.source, res.project, entry, self.limits,
+                               report=self._warn)
 
-def open_verified(path: Path, sha256: str, size: int) -> IO[bytes]:
-    """Open ``path`` and check the bytes of this very file object against the index.
+    def open_metadata(self, project: str, filename: str) -> bytes:
+        """The verified core metadata of wheel ``filename`` (PEP 658): the signed
+        ``.metadata`` target, or — when the entry names none — the verified wheel's.
 
-    Hashing the open file (not the name) means the bytes sent are the bytes checked,
-    even if the cache entry is replaced meanwhile.
-
-    Raises:
-        VerificationError: the size or sha256 differs.
-    """
-    f = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
-    try:
-        h = hashlib.sha256()
-        n = 0
-        while chunk := f.read(send_chunk):
-            h.update(chunk)
-            n += len(chunk)
-        if n != size or not hmac.compare_digest(h.hexdigest(), sha256):
-            raise VerificationError(f"cached copy of {path.name} changed after verification")
-        f.seek(0)
-        return f
-    except BaseException:
-        f.close()
-        raise
+        Raises:
+            NotFound: not a wheel the resolved source lists for ``project``.
+            Refused: it failed verification or could not be fetched (recorded).
+        """
+        res, proj = self._project(project)
+        view = res.source
+        entry = next((f for f in proj.files if f.filename == filename), None)
+        if entry is None or not entry.is_wheel:
+            raise NotFound
+        name = filename + METADATA_SUFFIX
+        try:
+            if entry.metadata_sha256 is not None:
+                meta = metadata_entry(entry)
+                with open_verified(self._fetch(res, meta), meta.sha256, meta.size) as mf:
+                    data = mf.read()
+                wheel = view.cache / "files" / entry.sha256  # sent before: must agree
+                if wheel.exists():
+                    with open_verified(wheel, entry.sha256, entry.size) as wf:
+                        self._meta.check(entry, wf)
+            else:
+                with open_verified(self._fetch(res, entry), entry.sha256, entry.size) as wf:
+                    data = self._meta.check(entry, wf)
+        except RepotoolError as e:
+            self._record(Problem("file", name, e.message, e.exit_code, view.cfg.name,
+                                 tuple(view.cfg.urls), e.hint))
+            raise Refused from None
+        if self.log:
+            self.log(f"served {name} from {view.cfg.name}")
+        return data

@@ -54,7 +54,7 @@ from repotool.pip.environment import (
 )
 from repotool.pip.index import Problem, Served, VerifiedIndex
 from repotool.pip.proxy import RunningProxy
-from repotool.pip.requirements import requirement_lines
+from repotool.pip.requirements import PipOptions, requirement_lines
 from repotool.transport.limits import Limits
 
 __all__ = ["InstallOutcome", "Installed", "install"]
@@ -112,22 +112,30 @@ def install(
     dry_run: bool = False,
     extra_args: list[str] | None = None,
     echo: Callable[[str], object] = sys.stderr.write,
+    options: PipOptions | None = None,
 ) -> InstallOutcome:
     """Install ``requirements`` with pip into ``python``'s environment through the proxy.
 
     ``extra_args`` are added to pip's command line by repotool itself (for ``lock``),
-    never taken from the user.
+    never taken from the user; ``options`` are the user's pip options (``PipOptions``).
 
     Raises:
         UsageError: a requirement repotool refuses (see ``requirement_lines``).
         UserError: no sources, or ``python`` has no usable pip.
     """
     lines = requirement_lines(requirements, requirement_files)
+    options = options or PipOptions()
+    constraints = options.constraint_lines()
+    options.args(None)  # validated before anything runs
     if not home.sources():
         raise UserError("no sources", "add one with 'repotool source add NAME URL --key PUB'")
     py = interpreter(python)
-    extra = extra_args or []
+    extra = list(extra_args or [])
     with workspace(home) as work:
+        cfile = work / "constraints.txt" if constraints else None
+        if cfile is not None:
+            cfile.write_text("".join(line + "\n" for line in constraints), encoding="utf-8")
+        extra += options.args(cfile)
         cwd = work / "cwd"
         cwd.mkdir()
         found = probe(py, pip_environment(work), cwd)
@@ -150,9 +158,10 @@ def install(
                 name = canonicalize_name(parse_requirement(line.split(" --hash=")[0]).name)
                 outcome.resolutions.append((name, *index.explain(name)))
         # Before pip runs: every sdist on the way must find its build requirements.
-        check_build_requirements(home, index.state(), lines, limits, found.target,
-                                 ignore_installed="--ignore-installed" in extra,
-                                 report=index._warn)
+        if ":all:" not in options.only_binary:  # else pip builds no sdist at all
+            check_build_requirements(home, index.state(), lines, limits, found.target,
+                                     ignore_installed="--ignore-installed" in extra,
+                                     report=index._warn)
         # Rendered requirements are safe as arguments (none starts with "-", and the
         # working directory is empty); a file is needed only to carry --hash options.
         hashed = any(" --hash=" in line for line in lines)
@@ -179,7 +188,7 @@ def install(
         outcome.warnings = index.warnings()
         outcome.problems_dropped = index.problems_dropped()
         if reporting and report.is_file():
-            outcome.installed = _match_report(report, base, index)
+            outcome.installed = _match_report(report, base, index, dry_run=dry_run)
         elif reporting and outcome.pip_exit == 0:
             outcome.installed = []
     return outcome
@@ -224,7 +233,8 @@ def _check_own_environment(py: Path, args: list[str], extra: list[str], targets:
     return 0
 
 
-def _match_report(report: Path, base: str, index: VerifiedIndex) -> list[Installed]:
+def _match_report(report: Path, base: str, index: VerifiedIndex, *,
+                  dry_run: bool = False) -> list[Installed]:
     try:
         doc = json.loads(report.read_bytes())
         items = doc["install"]
@@ -241,6 +251,8 @@ def _match_report(report: Path, base: str, index: VerifiedIndex) -> list[Install
         if (split.scheme, split.netloc) == (origin.scheme, origin.netloc) and len(parts) == 4 \
                 and parts[:2] == ["", "files"]:
             served = index.served_file(parts[2], urllib.parse.unquote(parts[3]))
+            if served is None and dry_run:  # resolved from verified metadata (PEP 658),
+                served = index.listed_file(parts[2], urllib.parse.unquote(parts[3]))
         out.append(Installed(canonicalize_name(str(meta.get("name", "?"))),
                              str(meta.get("version", "?")), bool(item.get("requested")),
                              served, url))

@@ -45,6 +45,8 @@ class LockEntry:
     version: str
     source: str
     hashes: tuple[str, ...]  # sha256 hex digests from the signed index
+    files: tuple[Any, ...] = ()  # the signed index entries of this version (pylock)
+    location: str = ""  # the source's primary URL (pylock)
 
     def to_dict(self) -> dict[str, Any]:
         return {"project": self.project, "version": self.version, "source": self.source,
@@ -96,9 +98,11 @@ def lock(
             raise UserError(f"{served.project} moved to another source while locking",
                             "run 'repotool lock' again")
         wanted = Version(served.version)
-        hashes = sorted({f.sha256 for f in proj.files if Version(f.version) == wanted})
+        files = sorted((f for f in proj.files if Version(f.version) == wanted),
+                       key=lambda f: f.filename)
+        hashes = sorted({f.sha256 for f in files})
         out.entries.append(LockEntry(served.project, served.version, served.source,
-                                     tuple(hashes)))
+                                     tuple(hashes), tuple(files), res.source.cfg.url))
     return out
 
 

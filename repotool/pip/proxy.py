@@ -13,6 +13,8 @@ Routes::
     /simple/                       every project that resolves, HTML or JSON (PEP 691)
     /simple/PROJECT/               the resolved source's files (non-normalized → 301)
     /files/PROJECT/FILENAME        the verified bytes of one listed file
+    /files/PROJECT/WHEEL.metadata  the wheel's verified core metadata (PEP 658/714;
+                                   metadata.py)
 
 Example::
 
@@ -36,7 +38,9 @@ from packaging.utils import canonicalize_name
 
 from repotool.format.simple import HTML_CONTENT_TYPE, JSON_CONTENT_TYPE
 from repotool.pip.hosts import HostCheck
-from repotool.pip.index import NotFound, Problem, Refused, VerifiedIndex, send_chunk
+from repotool.pip.index import NotFound, Problem, Refused, VerifiedIndex
+from repotool.pip.metadata import METADATA_SUFFIX
+from repotool.pip.served import send_chunk
 
 __all__ = ["HTML_V1_TYPE", "RunningProxy", "choose_format"]
 
@@ -158,6 +162,10 @@ class _Handler(BaseHTTPRequestHandler):
         if parts[1] == "files":
             if len(parts) != 4 or not parts[2] or not parts[3]:
                 raise NotFound
+            if parts[3].endswith(METADATA_SUFFIX):  # PEP 658: no distribution ends so
+                body = index.open_metadata(canonicalize_name(parts[2]),
+                                           parts[3][:-len(METADATA_SUFFIX)])
+                return self._send(200, body, "application/octet-stream", head=head)
             return self._file(parts[2], parts[3], head=head)
         fmt = choose_format(self.headers.get("Accept"), query.get("format"))
         if len(parts) == 3 and parts[2] == "":

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from repotool.client.queries import parse_requirement
 from repotool.errors import UsageError, UserError
 
-__all__ = ["requirement_lines"]
+__all__ = ["PipOptions", "requirement_lines"]
 
 _HASH = re.compile(r"^(sha256|sha384|sha512):[0-9a-fA-F]+$")
 
@@ -135,3 +136,42 @@ def _option_value(tokens: list[str], where: str) -> str:
     if not value or len(tokens) != 1:
         raise UsageError(f"{where}: {first!r} takes one file name")
     return value
+
+
+@dataclass(frozen=True)
+class PipOptions:
+    """The pip options ``install`` passes through (SPEC §6.6). Constraints files are
+    re-parsed like requirements files (names, specifiers, markers, hashes; no extras,
+    as pip's resolver requires) and handed to pip sanitized."""
+
+    constraint_files: tuple[Path, ...] = ()
+    only_binary: tuple[str, ...] = ()  # ":all:", ":none:" or comma-separated names
+    no_deps: bool = False
+    upgrade: bool = False
+    pre: bool = False
+
+    def constraint_lines(self) -> list[str]:
+        """Raises: UsageError, UserError: as ``requirement_lines``; extras refused."""
+        seen: set[Path] = set()
+        out: list[str] = []
+        for f in self.constraint_files:
+            for line in _file_lines(f, seen):
+                if parse_requirement(line.split(" --hash=")[0]).extras:
+                    raise UsageError(f"{f}: constraint {line!r} names extras",
+                                     "constraints take a name, a specifier and markers")
+                out.append(line)
+        return out
+
+    def args(self, constraints: Path | None) -> list[str]:
+        """pip's options; ``constraints`` is the sanitized constraints file."""
+        out = ["-c", str(constraints)] if constraints is not None else []
+        for value in self.only_binary:
+            names = value.split(",")
+            if value not in (":all:", ":none:") and not all(
+                    re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", n) for n in names):
+                raise UsageError(f"--only-binary {value!r}: give :all:, :none: or project "
+                                 "names separated by commas")
+            out += ["--only-binary", value]
+        return out + [flag for on, flag in ((self.no_deps, "--no-deps"),
+                                            (self.upgrade, "--upgrade"),
+                                            (self.pre, "--pre")) if on]

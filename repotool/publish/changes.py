@@ -24,7 +24,13 @@ from repotool.format.layout import (
     project_page_paths,
     target_disk_path,
 )
-from repotool.publish.tree import Pending, Published, RepositoryTree, entry_from_pending
+from repotool.publish.tree import (
+    Pending,
+    Published,
+    RepositoryTree,
+    entry_from_pending,
+    index_format,
+)
 
 __all__ = ["Changes", "Outputs", "apply_pending"]
 
@@ -77,7 +83,11 @@ def apply_pending(
         return shards[sh]
 
     touched: set[str] = set()
+    from dataclasses import replace
+
     from packaging.version import Version
+
+    keyed = index_format(pub) >= 2  # metadata keys in entries: format 2 readers only
 
     # in the order the changes were made ("seq"; older pending files: adds, removes, yanks)
     events = [(kind, e) for kind in ("add", "remove", "yank") for e in pending.get(kind, [])]
@@ -89,11 +99,17 @@ def apply_pending(
             if any(f.filename == e["filename"] for f in proj.files):
                 continue
             entry = entry_from_pending(e)
+            msha, msize = entry.metadata_sha256, entry.metadata_size
+            if not keyed:
+                entry = replace(entry, metadata_sha256=None, metadata_size=None)
             if not proj.files or Version(entry.version) >= max(proj.versions()):
                 proj.summary = e["summary"][:512]
             proj.files.append(entry)
             path = dist_target_path(e["project"], e["filename"])
             changed[path] = TargetFile(e["size"], {"sha256": e["sha256"]}, path)
+            if msha is not None:  # FILENAME.metadata (PEP 658): a bin target in any format
+                mpath = path + ".metadata"
+                changed[mpath] = TargetFile(msize or 0, {"sha256": msha}, mpath)
             touched.add(e["project"])
         elif kind == "remove":
             rproj = shard_for(e["project"]).projects.get(e["project"])
@@ -103,6 +119,8 @@ def apply_pending(
             for f in rproj.files:
                 if e["version"] is None or Version(f.version) == Version(e["version"]):
                     changed[dist_target_path(rproj.name, f.filename)] = None
+                    if f.is_wheel:  # its .metadata, listed in the entry or not (format 1)
+                        changed[dist_target_path(rproj.name, f.filename) + ".metadata"] = None
                 else:
                     keep.append(f)
             rproj.files = keep

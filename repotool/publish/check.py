@@ -17,6 +17,7 @@ thresholds but lets fewer keys change a role than root requires of the very same
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import re
@@ -179,6 +180,8 @@ def check_repository(directory: Path, *, now: datetime) -> CheckReport:
                     got = _hash(plain)
                     if got != (f.sha256, f.size):
                         report.problems.append(f"{dpath}: plain copy for pip missing or differs")
+                    if f.metadata_sha256 is not None or dpath + ".metadata" in bin_targets:
+                        _check_metadata(directory, dpath, f, bin_targets, report)
         _check_root_page(directory, bin_targets, report)
         _check_hash_named(directory, checked, report)
     finally:
@@ -236,6 +239,31 @@ def _span(t: timedelta) -> str:
         if s >= n:
             return f"{s // n}{unit}"
     return f"{s}s"
+
+
+def _check_metadata(directory: Path, dpath: str, f: Any, bin_targets: dict[str, Any],
+                    report: CheckReport) -> None:
+    """A wheel's ``.metadata`` (PEP 658): signed as the index says, its plain copy the
+    same bytes, and exactly the METADATA inside the wheel (installers resolve with one
+    and install the other). A format 1 entry does not name it: the bin target alone."""
+    from repotool.format.wheelmeta import wheel_metadata
+
+    mpath = dpath + ".metadata"
+    btf = bin_targets.get(mpath)
+    msha, msize = f.metadata_sha256, f.metadata_size
+    if msha is None and btf is not None:
+        msha, msize = btf.hashes.get("sha256"), btf.length
+    elif btf is None or btf.length != msize or btf.hashes.get("sha256") != msha:
+        report.problems.append(f"{mpath}: index and bin disagree")
+    if _hash(directory.joinpath(*mpath.split("/"))) != (msha, msize):
+        report.problems.append(f"{mpath}: plain copy for pip missing or differs")
+    try:
+        with open(target_disk_path(directory, dpath, f.sha256), "rb") as w:
+            meta = wheel_metadata(w, f.filename)
+    except (OSError, RepotoolError):
+        return  # reported above as a missing or damaged distribution
+    if hashlib.sha256(meta).hexdigest() != msha:
+        report.problems.append(f"{mpath}: differs from the METADATA inside the wheel")
 
 
 def _check_root_page(directory: Path, bin_targets: dict[str, Any], report: CheckReport) -> None:

@@ -37,6 +37,7 @@ class DistInfo:
     requires_python: str | None
     requires_dist: tuple[str, ...]
     summary: str
+    metadata: bytes | None = None  # a wheel's METADATA bytes, published as FILE.metadata
 
 
 def sha256_file(path: Path) -> tuple[str, int]:
@@ -124,6 +125,7 @@ def inspect(path: Path) -> DistInfo:
         requires_python=str(meta.requires_python) if meta.requires_python else None,
         requires_dist=tuple(str(r) for r in (meta.requires_dist or [])),
         summary=(meta.summary or "").strip(),
+        metadata=raw if kind == "wheel" else None,
     )
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "bins_of",
     "entry_from_pending",
     "fresh_metadata",
+    "index_format",
     "load_metadata",
     "load_role",
     "merge_published",
@@ -93,6 +94,17 @@ def bins_of(targets: Targets) -> SuccinctRoles:
     return sr
 
 
+def index_format(pub: Published | None) -> int:
+    """The repository's index format: ``x-repotool.format`` of the signed targets (format
+    version 2, docs/format.md §Format version 2), 1 when absent (every format 1 repository).
+
+    Entries carry ``metadata_sha256``/``metadata_size`` only from format 2 on: a format 1
+    reader accepts exactly eight keys per file entry (docs/format.md §Core metadata)."""
+    field = pub.targets.signed.unrecognized_fields.get("x-repotool") if pub else None
+    fmt = field.get("format") if isinstance(field, dict) else None
+    return fmt if isinstance(fmt, int) and not isinstance(fmt, bool) else 1
+
+
 def entry_from_pending(a: dict[str, Any]) -> FileEntry:
     """The index entry of a pending ``add``."""
     return FileEntry(
@@ -104,6 +116,8 @@ def entry_from_pending(a: dict[str, Any]) -> FileEntry:
         requires_dist=tuple(a["requires_dist"]),
         upload_time=a["upload_time"],
         yanked=False,
+        metadata_sha256=a.get("metadata_sha256"),  # absent in pending files of older adds
+        metadata_size=a.get("metadata_size"),
     )
 
 

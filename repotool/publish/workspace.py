@@ -201,6 +201,7 @@ class Repository(RepositoryTree):
                         tmp.unlink()
                         raise UserError(f"{str(path)!r} changed while it was being added")
                     os.replace(tmp, dest)
+                meta = _write_metadata(self.root, info)
                 pending["add"].append(
                     {
                         "filename": info.filename,
@@ -213,6 +214,7 @@ class Repository(RepositoryTree):
                         "summary": info.summary,
                         "upload_time": utc_seconds(now),
                         "seq": seq,
+                        **meta,
                     }
                 )
                 added.append(info)
@@ -344,6 +346,24 @@ class Repository(RepositoryTree):
             cfg["format"] = 2
             atomic_write(self.work / "config.json", json.dumps(cfg).encode())
         return summary
+
+
+def _write_metadata(root: Path, info: dists.DistInfo) -> dict[str, Any]:
+    """A wheel's METADATA as its own target ``files/P/FILENAME.metadata`` (PEP 658), under
+    its hash-prefixed name; the pending add records its sha256 and size."""
+    if info.metadata is None:
+        return {}
+    import hashlib
+
+    from repotool.format.wheelmeta import METADATA_SUFFIX
+
+    sha = hashlib.sha256(info.metadata).hexdigest()
+    path = dist_target_path(info.project, info.filename + METADATA_SUFFIX)
+    dest = target_disk_path(root, path, sha)
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(dest, info.metadata, sync_dir=False, fsync=False)  # sign syncs it
+    return {"metadata_sha256": sha, "metadata_size": len(info.metadata)}
 
 
 def _check_indexable(info: dists.DistInfo, upload_time: str) -> None:

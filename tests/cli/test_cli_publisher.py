@@ -369,7 +369,8 @@ def test_threshold_one_key_cannot_sign_2_of_3_repository(tmp_path: Path) -> None
     # a new release: targets, the bins it changes, snapshot and timestamp
     build_wheel(tmp_path / "dist2", "demo-pkg", "2.0")
     _ok(cli("repo", "add", d, tmp_path / "dist2"))
-    refused("C", roles=["targets", "snapshot", "timestamp", "3 bins"])  # wheel + 2 pages
+    # wheel, its .metadata (PEP 658) and 2 pages, each in another bin
+    refused("C", roles=["targets", "snapshot", "timestamp", "4 bins"])
     _ok(cli("repo", "sign", d, "--key", _key(k["C"]), "--key", _key(k["A"])))
     # a timestamp refresh, re-signing every bin, a root re-sign: two keys each
     refused("B", roles=["timestamp"])

@@ -75,8 +75,8 @@ def test_fresh_repository_passes(fresh: Path) -> None:
     rep = _check(fresh)
     assert rep.problems == [] and rep.warnings == []
     assert rep.files == 3
-    # 3 dists + 2x2 project pages + 2 root pages + 2 shards
-    assert rep.targets == 3 + 4 + 2 + 2
+    # 3 dists + 2 wheels' .metadata + 2x2 project pages + 2 root pages + 2 shards
+    assert rep.targets == 3 + 2 + 4 + 2 + 2
 
 
 def test_fresh_repository_with_default_bins_passes(tmp_path: Path) -> None:
@@ -109,7 +109,8 @@ def test_every_kind_of_file_is_in_the_tree(fresh: Path) -> None:
             "simple/demo-pkg/index.json", "files/demo-pkg/demo_pkg-1.0.tar.gz",
             "files/demo-pkg/demo_pkg-1.0-py3-none-any.whl"} <= set(files)
     assert sum(f.startswith("simple/") for f in files) == 12  # 6 pages, two names each
-    assert sum(f.startswith("files/") for f in files) == 6
+    assert sum(f.startswith("files/") for f in files) == 10  # 3 dists, 2 .metadata
+    assert "files/demo-pkg/demo_pkg-1.0-py3-none-any.whl.metadata" in files
 
 
 def _rewrite_json(path: Path, edit: Any) -> None:

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -424,7 +425,8 @@ def test_sign_rewrites_only_changed_bins_and_shards(tmp_path: Path, ks: Keys) ->
     s = demo.sign(signers(ks.r1), now=NOW)
     after = tree(demo.root)
     sr = SuccinctRoles([], 1, 8, "bins")
-    changed_targets = ["files/demo-pkg/" + whl.name, "simple/demo-pkg/index.html",
+    meta = "files/demo-pkg/" + whl.name + ".metadata"  # its core metadata (PEP 658)
+    changed_targets = ["files/demo-pkg/" + whl.name, meta, "simple/demo-pkg/index.html",
                        "simple/demo-pkg/index.json"]  # the project list did not change
     bins = {sr.get_role_for_target(t) for t in changed_targets}
     assert s.versions == {"timestamp": 2, "snapshot": 2, "targets": 2, **dict.fromkeys(bins, 2)}
@@ -432,9 +434,13 @@ def test_sign_rewrites_only_changed_bins_and_shards(tmp_path: Path, ks: Keys) ->
     new = sorted(set(after) - set(before))
     changed = sorted(p for p in set(after) & set(before) if after[p] != before[p])
     sid = shard_of("demo-pkg")
+    with zipfile.ZipFile(whl) as z:
+        meta_sha = hashlib.sha256(z.read("demo_pkg-3.0.dist-info/METADATA")).hexdigest()
+    by_add = {"files/demo-pkg/" + whl.name, meta,  # the plain copies, linked by sign
+              hashed_name("files/demo-pkg/" + whl.name, s_sha(whl)),  # copied in by add
+              hashed_name(meta, meta_sha)}  # written by add
     expect_new = {
-        "files/demo-pkg/" + whl.name,  # the plain copy, linked by sign
-        hashed_name("files/demo-pkg/" + whl.name, s_sha(whl)),  # copied in by add
+        *by_add,
         *(f"metadata/2.{b}.json" for b in bins),
         "metadata/2.targets.json", "metadata/2.snapshot.json",
     }
@@ -445,10 +451,10 @@ def test_sign_rewrites_only_changed_bins_and_shards(tmp_path: Path, ks: Keys) ->
     assert sum(p.startswith("simple/demo-pkg/") for p in rest) == 2  # hashed html + json
     assert set(changed) == {
         "metadata/timestamp.json", "simple/demo-pkg/index.html", "simple/demo-pkg/index.json"}
-    # files written by sign: everything new but the two names of the wheel, plus the three
+    # files written by sign: everything new but the two names of the wheel and of its
+    # metadata, plus the three
     # rewritten in place (timestamp, two plain pages)
-    assert s.files == len(set(new) - {"files/demo-pkg/" + whl.name,
-                                      hashed_name("files/demo-pkg/" + whl.name, s_sha(whl))}) + 3
+    assert s.files == len(set(new) - by_add) + 3
     assert s.bytes > 0
     # the other project's shard and pages, and the other 25x bins, are untouched
     other_sid = shard_of("other")
