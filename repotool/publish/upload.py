@@ -312,10 +312,17 @@ def publish(
             summary.uploaded = [f.name for f in todo]
             summary.bytes = sum(f.size for f in todo)
             return summary
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        from repotool import progress  # a bar on a terminal only (the CLI decides)
+
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool, \
+                progress.task("publish", total=len(todo), unit="files") as bar:
+            def put(f: Any) -> None:
+                _put(dest, f, policy)
+                bar.advance()
+
             for stage in sorted({f.stage for f in todo}):
                 batch = [f for f in todo if f.stage == stage]
-                list(pool.map(lambda f: _put(dest, f, policy), batch))
+                list(pool.map(put, batch))
                 dest.sync()
                 bad = [f.name for f, ok in zip(batch, pool.map(
                     lambda f: dest.digest(f.name, f.size) == (f.digests()[0], f.size), batch),

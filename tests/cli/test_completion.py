@@ -31,7 +31,8 @@ def test_commands_options_and_subcommands_complete() -> None:
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_show_completion_prints_the_bash_script() -> None:
-    r = subprocess.run(["bash", "-c", f"'{sys.executable}' -m repotool --show-completion"],
+    # the shell named: typer's detection reads the parent processes, which differ by runner
+    r = subprocess.run(["bash", "-c", f"'{sys.executable}' -m repotool --show-completion bash"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "_REPOTOOL_COMPLETE=complete_bash" in r.stdout

@@ -437,7 +437,8 @@ def test_delegating_a_published_project_moves_it_to_the_developer_role(
     dmd = load_md(w.pub.root / "metadata" / f"{snap.signed.meta[f'{role}.json'].version}."
                   f"{role}.json")
     assert sorted(dmd.signed.targets) == [
-        "files/demo-pkg/demo_pkg-1.0-py3-none-any.whl", "index/projects/demo-pkg.json",
+        "files/demo-pkg/demo_pkg-1.0-py3-none-any.whl",
+        "files/demo-pkg/demo_pkg-1.0-py3-none-any.whl.metadata", "index/projects/demo-pkg.json",
         "simple/demo-pkg/index.html", "simple/demo-pkg/index.json"]
     assert "0 problem(s)" in _ok("repo", "check", w.pub.root)
     _ok("--home", w.home, "update")

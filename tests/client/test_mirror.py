@@ -63,19 +63,21 @@ def test_mirror_is_a_repository_clients_add_with_the_publishers_key(
     with RepoServer(pub.root) as server:
         add_origin(home, server.url, pub)
         first = mirror(home, dest)
-        assert first["files_fetched"] == first["targets"] == 6  # wheel, shard, 4 pages
+        # wheel, its .metadata (PEP 658), shard, 4 pages
+        assert first["files_fetched"] == first["targets"] == 7
         assert first["files_present"] == 0 and first["versions"]["timestamp"] == 1
         again = mirror(home, dest)  # nothing new: nothing fetched but the timestamp
         assert (again["files_fetched"], again["metadata_written"]) == (0, 0)
-        assert again["files_present"] == 6 and again["bytes_fetched"] < 2000
+        assert again["files_present"] == 7 and again["bytes_fetched"] < 2000
         pub.add_wheel("demo-pkg", "1.1")
         pub.sign()
         server.clear_log()
         refresh = mirror(home, dest)
-    # the new wheel, its shard and its two project pages; the unchanged list pages not
-    assert refresh["files_fetched"] == 4 and refresh["files_present"] == 3
+    # the new wheel, its .metadata, its shard and its two project pages; the unchanged
+    # list pages not
+    assert refresh["files_fetched"] == 5 and refresh["files_present"] == 4
     fetched = [p for p in server.requests if not p.startswith("/metadata/")]
-    assert len(fetched) == 4 and any(p.endswith(WHEEL_11) for p in fetched)
+    assert len(fetched) == 5 and any(p.endswith(WHEEL_11) for p in fetched)
     assert not (dest / ".repotool").exists()
     # DEST is servable as-is: a path, and a static HTTP server; plain pip names exist
     assert (dest / "files" / "demo-pkg" / WHEEL_11).is_file()
