@@ -26,10 +26,10 @@ from typing import Any
 from repotool.client import history
 from repotool.client.home import Home
 from repotool.client.state import keyring_state
-from repotool.errors import DownloadError, FormatError, RepotoolError, UserError, VerificationError
+from repotool.errors import DownloadError, FormatError, RepotoolError, VerificationError
 from repotool.storage import atomic_write
 from repotool.transport.limits import Limits
-from repotool.trust.root import check_root, repo_name, root_max_length
+from repotool.trust.root import check_root, read_root_file, repo_name, root_max_length
 
 __all__ = ["rekey"]
 
@@ -52,15 +52,7 @@ def rekey(
         kr = home.keyring(name)
         current = json.loads((kr / "root.json").read_bytes())["signed"]
         if root_file is not None:
-            try:
-                data = root_file.read_bytes()
-            except OSError as e:
-                raise UserError(f"cannot read {str(root_file)!r}: {e.strerror}") from None
-            try:
-                md = check_root(data, str(root_file), key_ids)
-            except FormatError as e:
-                raise UserError(e.message, "give the root.json the publisher gave you") \
-                    from None
+            data, md = read_root_file(root_file, key_ids)
         else:
             data, md = _fetch_newest_root(home, cfg, key_ids, limits)
         root = md.signed

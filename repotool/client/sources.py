@@ -18,10 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 from repotool.client import history
 from repotool.client.home import Home, SourceConfig
-from repotool.errors import DownloadError, FormatError, RepotoolError, UserError, VerificationError
+from repotool.errors import DownloadError, RepotoolError, UserError, VerificationError
 from repotool.storage import atomic_write, fsync_dir
 from repotool.transport.limits import Limits
-from repotool.trust.root import check_root, repo_name, root_max_length, short_error
+from repotool.trust.root import (
+    check_root,
+    read_root_file,
+    repo_name,
+    root_max_length,
+    short_error,
+)
 
 if TYPE_CHECKING:
     from repotool.transport.fetcher import Fetcher
@@ -119,15 +125,7 @@ def add_source(
             )
         others = home.sources()
         if root_file is not None:
-            try:
-                root_bytes = root_file.read_bytes()
-            except OSError as e:
-                raise UserError(f"cannot read {str(root_file)!r}: {e.strerror}") from None
-            try:
-                md = check_root(root_bytes, str(root_file), key_ids)
-            except FormatError as e:
-                raise UserError(e.message, "give the root.json the publisher gave you") \
-                    from None
+            root_bytes, md = read_root_file(root_file, key_ids)
         else:
             from repotool.transport.fetcher import Fetcher
 

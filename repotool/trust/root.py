@@ -6,11 +6,13 @@ lists every given key as a root key and carries a valid signature by each.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from repotool.errors import FormatError, VerificationError
+from repotool.errors import FormatError, UserError, VerificationError
 
-__all__ = ["check_root", "parse_root", "repo_name", "root_max_length", "short_error"]
+__all__ = ["check_root", "parse_root", "read_root_file", "repo_name", "root_max_length",
+           "short_error"]
 
 root_max_length = 512 * 1024  # bytes of one root.json
 
@@ -75,3 +77,19 @@ def repo_name(root: Any) -> str:
     if isinstance(field_, dict) and isinstance(field_.get("name"), str):
         return str(field_["name"])
     return ""
+
+
+def read_root_file(root_file: Path, key_ids: list[str]) -> tuple[bytes, Any]:
+    """A root.json the user gave (``--root``), read and checked by ``check_root``.
+
+    Raises:
+        UserError: the file cannot be read, or is not a root those keys vouch for.
+    """
+    try:
+        data = root_file.read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read {str(root_file)!r}: {e.strerror}") from None
+    try:
+        return data, check_root(data, str(root_file), key_ids)
+    except FormatError as e:
+        raise UserError(e.message, "give the root.json the publisher gave you") from None
