@@ -14,43 +14,27 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+import small_repos
 from builders import tamper
-from conftest import Published, cli, make_key
+from conftest import Published, cli
 from s3server import MotoServer, aws_env
 from venvs import make_venv, pip_freeze
 
 from repotool.publish.upload import cache_kind
-from repotool.publish.workspace import Repository, RoleKeys
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def make_published(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """conftest's factory, with 4 hash bins instead of 256: the same layout and stages,
-    a tenth of the files for the S3 server to store and read back."""
-    counter = iter(range(1000))
-
-    def factory(name: str = "demo", projects: dict[str, list[str]] | None = None) -> Published:
-        base = tmp_path / f"small{next(counter)}"
-        key = make_key(base / "keys", "k")
-        pk = key.public_key()
-        Repository.init(base / "repo", name, RoleKeys([pk], 1, [pk], 1, [pk]),
-                        now=datetime.now(UTC), bin_bits=2)
-        pub = Published(base / "repo", key, base / "dist")
-        for project, versions in (projects or {"demo-pkg": ["1.0"]}).items():
-            for v in versions:
-                pub.add_wheel(project, v)
-        pub.sign()
-        return pub
-
-    return factory
+def make_published(tmp_path: Path) -> Any:
+    """4 hash bins instead of 256 (small_repos): the same layout and stages, a tenth of
+    the files for the S3 server to store and read back."""
+    return small_repos.factory(tmp_path)
 
 
 @pytest.fixture(scope="module")
