@@ -20,9 +20,10 @@ MAX_LINES = 400
 
 # A unit (the first component under repotool/) → the units it may import. Keep in step
 # with the picture in docs/architecture.md.
-FLOOR = {"errors", "__init__", "progress"}  # __init__ holds the version only
+FLOOR = {"errors", "__init__", "progress"}  # __init__: the version, lazyimports installed
 LAYERS: dict[str, set[str]] = {
     "errors": set(),
+    "lazyimports": set(),  # stdlib only; installed by __init__
     "progress": {"errors"},  # progress bars on a terminal; rich lazily
     "storage": FLOOR,
     "format": FLOOR,
@@ -36,7 +37,7 @@ LAYERS: dict[str, set[str]] = {
     "cli": FLOOR | {"storage", "transport", "format", "keys", "signers", "trust", "publish",
                     "client", "pip"},
     "__main__": {"cli"},
-    "__init__": set(),
+    "__init__": {"lazyimports"},
 }
 
 
