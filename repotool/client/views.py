@@ -124,9 +124,11 @@ def resolve(views: Views, project: str) -> Resolution:
         view = views.view(cfg)
         if not ok or view is None:
             # a source refused for verification stays a refusal (exit 3), not a mere error
-            refused = _last_exit_code(views.home, cfg) == VerificationError.exit_code
+            refused = not ok and _last_exit_code(views.home, cfg) == VerificationError.exit_code
+            state = (f"could not be updated ({reason})" if not ok
+                     else "has no verified index (cleaned, or never updated)")
             raise (VerificationError if refused else UserError)(
-                f"source {cfg.name!r} could not be updated ({reason}); refusing to look for "
+                f"source {cfg.name!r} {state}; refusing to look for "
                 f"{project} in lower-priority sources",
                 f"fix and run 'repotool update {cfg.name}'",
             )

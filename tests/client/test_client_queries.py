@@ -250,6 +250,10 @@ def test_clean_empties_caches_keeps_keyrings(pubs, home: Path, tmp_path: Path) -
     assert keyring_digest(home, "demo") == kr
     assert (home / "sources/demo/source.json").read_bytes() == cfg
     assert cli("--home", home, "list").stdout == ""
+    r = cli("--home", home, "download", "demo-pkg", "-d", tmp_path / "dl2")
+    assert r.exit_code == 1
+    assert "source 'demo' has no verified index (cleaned, or never updated)" in r.stderr
+    assert "repotool update demo" in r.stderr
     r = cli("--home", home, "update", "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)[0]["changed"]
     assert cli("--home", home, "list").stdout.startswith("demo-pkg\t1.0\tdemo")
