@@ -18,6 +18,8 @@ it was verified against the source's keyring:
    hash-prefixed file) and fetched only when missing or wrong: streamed, bounded by its
    signed length, hashed, then renamed into place. Any refusal stops the mirror before
    any metadata is written, naming the file: DEST keeps its old, consistent state.
+   A file whose stat (size, mtime, inode, ctime) equals what an earlier run recorded
+   after verifying it is not hashed again (repotool/client/mirror_record.py).
 4. Plain names (distributions: hardlinks; pages: copies) for plain pip, then the
    versioned metadata, then ``timestamp.json``, each atomically: a kill at any moment
    leaves DEST's previous timestamp naming only files that exist.
@@ -31,6 +33,7 @@ import json
 import os
 import posixpath
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from repotool.client.home import Home, SourceConfig
+from repotool.client.mirror_record import Record, clean_stale
 from repotool.client.mirror_walk import (
     verify_delegated,
     verify_root_chain,
@@ -65,6 +69,7 @@ class MirrorResult:
     targets: int = 0  # target files the repository lists
     files_fetched: int = 0  # of those, fetched now
     files_present: int = 0  # of those, already in DEST with the signed sha256
+    files_hashed: int = 0  # DEST files read and hashed now (not trusted from the record)
     metadata_written: int = 0  # metadata files DEST did not have
     bytes_fetched: int = 0  # everything downloaded, metadata included
     changed: bool = False
@@ -76,9 +81,11 @@ class MirrorResult:
 
 def mirror(
     home: Home, source: str, dest: Path, *, now: datetime, limits: Limits,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, verify: bool = False,
 ) -> MirrorResult:
     """Make or refresh DEST as a verified copy of ``source``'s repository.
+
+    ``verify``: ignore the record of verified files and hash every file DEST holds.
 
     Raises:
         UserError: unknown source, DEST is a publisher's workspace or not a directory.
@@ -103,6 +110,8 @@ def mirror(
     fetcher = Fetcher(limits, home.ca_cert(cfg))
     (dest / WORK).mkdir(parents=True, exist_ok=True)
     with locked(dest / WORK / "lock", f"mirror {str(dest)!r}", wait=False):
+        clean_stale(dest, dest / WORK)
+        record = Record(dest, dest / WORK, use=not verify)
         worst: RepotoolError | None = None
         for url in cfg.urls:
             work = Path(tempfile.mkdtemp(prefix="run-", dir=dest / WORK))
@@ -110,7 +119,7 @@ def mirror(
                 plan = _Plan(cfg, url, dest, work, root_bytes, marks, fetcher, now)
                 plan.verify_metadata()
                 res.mirror, res.versions = url, plan.versions
-                _copy(plan, res, progress)
+                _copy(plan, res, progress, record)
                 res.bytes_fetched = fetcher.bytes_fetched
                 return res
             except _FileRefused:
@@ -267,7 +276,8 @@ def _hashed(path: str, sha: str) -> str:
     return posixpath.join(head, f"{sha}.{base}")
 
 
-def _copy(plan: _Plan, res: MirrorResult, progress: Callable[[int, int], None] | None) -> None:
+def _copy(plan: _Plan, res: MirrorResult, progress: Callable[[int, int], None] | None,
+          record: Record) -> None:
     """Steps 3 and 4: files, plain names, versioned metadata, timestamp last."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -276,25 +286,40 @@ def _copy(plan: _Plan, res: MirrorResult, progress: Callable[[int, int], None] |
     res.targets = len(items)
     done = 0
 
-    def one(item: tuple[str, Any]) -> bool:
+    def one(item: tuple[str, Any]) -> tuple[bool, bool, os.stat_result | None]:
+        """(fetched, hashed, the stat it was verified with)."""
         path, tf = item
         sha = tf.hashes["sha256"]
-        disk = dest / _hashed(path, sha)
-        if disk.is_file() and hash_file(disk) == (sha, tf.length):
-            return False
+        rel = _hashed(path, sha)
+        disk = dest / rel
+        try:
+            st = os.stat(disk)
+        except OSError:
+            st = None
+        if st is not None and record.trusted(rel, st, tf.length, None):
+            return False, False, st
+        if st is not None and stat.S_ISREG(st.st_mode) and st.st_size == tf.length:
+            with contextlib.suppress(OSError):
+                if hash_file(disk) == (sha, tf.length):
+                    return False, True, st
         _fetch_target(plan, path, tf, disk)
-        return True
+        return True, st is not None and stat.S_ISREG(st.st_mode) and \
+            st.st_size == tf.length, os.stat(disk)
 
     refused: list[str] = []
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="mirror") as pool:
         futures = [pool.submit(one, it) for it in items]
-        for fut in futures:
+        verified: list[tuple[str, os.stat_result]] = []
+        for (path, tf), fut in zip(items, futures, strict=True):
             try:
-                fetched = fut.result()
+                fetched, hashed, st = fut.result()
             except _FileRefused as e:
                 refused.append(e.message)
                 continue
+            if st is not None:
+                verified.append((_hashed(path, tf.hashes["sha256"]), st))
             res.files_fetched += fetched
+            res.files_hashed += hashed
             res.files_present += not fetched
             done += 1
             if progress is not None:
@@ -308,7 +333,10 @@ def _copy(plan: _Plan, res: MirrorResult, progress: Callable[[int, int], None] |
             "does not vouch for; tell the publisher")
     for path, tf in items:  # plain names for pip: files exist, pages link to them
         if path.startswith(("files/", "simple/")):
-            _plain(dest, path, tf)
+            res.files_hashed += _plain(dest, path, tf, record)
+    for rel, st in verified:  # after the links, which move the files' ctime
+        record.keep(rel, st, None)
+    record.save()
     os.sync()  # every file durable before the metadata that references them
     meta = dest / "metadata"
     names = [n for n in plan.files if n != "timestamp.json"]
@@ -355,21 +383,41 @@ def _fetch_target(plan: _Plan, path: str, tf: Any, disk: Path) -> None:
     raise DownloadError(f"{plan.cfg.name}: {path}: {why}")
 
 
-def _plain(dest: Path, path: str, tf: Any) -> None:
-    """The plain name of a distribution (hardlink, else copy) or page (copy)."""
+def _plain(dest: Path, path: str, tf: Any, record: Record) -> bool:
+    """The plain name of a target (hardlink to the hashed name, else copy). True: the
+    existing plain file was hashed. A copy is recorded; a hardlink needs no record."""
     sha = tf.hashes["sha256"]
     hashed = dest / _hashed(path, sha)
     plain = dest / path
+    hashed_now = False
     with contextlib.suppress(OSError):
-        if plain.stat().st_ino == hashed.stat().st_ino or (
-                plain.stat().st_size == tf.length and hash_file(plain)[0] == sha):
-            return
+        st, hst = plain.stat(), hashed.stat()
+        if (st.st_ino, st.st_dev) == (hst.st_ino, hst.st_dev):
+            return False
+        if record.trusted(path, st, tf.length, sha):
+            record.new[path] = record.old[path]
+            return False
+        if stat.S_ISREG(st.st_mode) and st.st_size == tf.length:
+            hashed_now = True
+            if hash_file(plain) == (sha, tf.length):
+                record.keep(path, st, sha)
+                return True
+    _place(dest, path, hashed, plain, record, sha)
+    return hashed_now
+
+
+def _place(dest: Path, path: str, hashed: Path, plain: Path, record: Record,
+           sha: str) -> None:
     tmp = plain.with_name(f".tmp-{hashlib.sha256(path.encode()).hexdigest()[:16]}")
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
     try:
         os.link(hashed, tmp)
+        linked = True
     except OSError:
         shutil.copyfile(hashed, tmp)
+        linked = False
     os.replace(tmp, plain)
     fsync_dir(plain.parent)
+    if not linked:  # copied from the verified hashed file
+        record.keep(path, plain.stat(), sha)
