@@ -282,42 +282,54 @@ def _copy(plan: _Plan, res: MirrorResult, progress: Callable[[int, int], None] |
     from concurrent.futures import ThreadPoolExecutor
 
     dest = plan.dest
+    base = str(dest)
     items = sorted(plan.targets.items())
     res.targets = len(items)
     done = 0
-
-    def one(item: tuple[str, Any]) -> tuple[bool, bool, os.stat_result | None]:
-        """(fetched, hashed, the stat it was verified with)."""
-        path, tf = item
-        sha = tf.hashes["sha256"]
-        rel = _hashed(path, sha)
-        disk = dest / rel
+    # stat every hash-prefixed file here (cheap); only those the record does not vouch
+    # for go to the pool, to be hashed or fetched
+    trusted: dict[str, os.stat_result] = {}  # relative path -> stat, from the record
+    pending: list[tuple[str, Any, os.stat_result | None]] = []
+    for path, tf in items:
+        rel = _hashed(path, tf.hashes["sha256"])
         try:
-            st = os.stat(disk)
+            st: os.stat_result | None = os.stat(os.path.join(base, rel))
         except OSError:
             st = None
         if st is not None and record.trusted(rel, st, tf.length, None):
-            return False, False, st
-        if st is not None and stat.S_ISREG(st.st_mode) and st.st_size == tf.length:
+            trusted[rel] = st
+            res.files_present += 1
+            done += 1
+            if progress is not None:
+                progress(done, len(items))
+        else:
+            pending.append((path, tf, st))
+
+    def one(item: tuple[str, Any, os.stat_result | None]) -> tuple[bool, bool,
+                                                                    os.stat_result]:
+        """(fetched, hashed, the stat it was verified with)."""
+        path, tf, st = item
+        sha = tf.hashes["sha256"]
+        disk = dest / _hashed(path, sha)
+        hashed = st is not None and stat.S_ISREG(st.st_mode) and st.st_size == tf.length
+        if st is not None and hashed:
             with contextlib.suppress(OSError):
                 if hash_file(disk) == (sha, tf.length):
                     return False, True, st
         _fetch_target(plan, path, tf, disk)
-        return True, st is not None and stat.S_ISREG(st.st_mode) and \
-            st.st_size == tf.length, os.stat(disk)
+        return True, hashed, os.stat(disk)
 
     refused: list[str] = []
+    checked: dict[str, os.stat_result] = {}  # hashed or fetched now -> stat verified with
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="mirror") as pool:
-        futures = [pool.submit(one, it) for it in items]
-        verified: list[tuple[str, os.stat_result]] = []
-        for (path, tf), fut in zip(items, futures, strict=True):
+        futures = [pool.submit(one, it) for it in pending]
+        for (path, tf, _st), fut in zip(pending, futures, strict=True):
             try:
                 fetched, hashed, st = fut.result()
             except _FileRefused as e:
                 refused.append(e.message)
                 continue
-            if st is not None:
-                verified.append((_hashed(path, tf.hashes["sha256"]), st))
+            checked[_hashed(path, tf.hashes["sha256"])] = st
             res.files_fetched += fetched
             res.files_hashed += hashed
             res.files_present += not fetched
@@ -331,10 +343,21 @@ def _copy(plan: _Plan, res: MirrorResult, progress: Callable[[int, int], None] |
             f"published to {str(dest)!r}, which keeps its previous state",
             "the origin (or a location on the way) serves bytes its own signed metadata "
             "does not vouch for; tell the publisher")
+    relinked: set[str] = set()  # hash-prefixed files linked now: their ctime moved
     for path, tf in items:  # plain names for pip: files exist, pages link to them
         if path.startswith(("files/", "simple/")):
-            res.files_hashed += _plain(dest, path, tf, record)
-    for rel, st in verified:  # after the links, which move the files' ctime
+            rel = _hashed(path, tf.hashes["sha256"])
+            hashed, placed = _plain(dest, path, tf, record,
+                                    trusted.get(rel) or checked.get(rel))
+            res.files_hashed += hashed
+            if placed:
+                relinked.add(rel)
+    for rel, st in trusted.items():
+        if rel in relinked:
+            record.keep(rel, st, None)
+        else:
+            record.new[rel] = record.old[rel]
+    for rel, st in checked.items():
         record.keep(rel, st, None)
     record.save()
     os.sync()  # every file durable before the metadata that references them
@@ -383,31 +406,35 @@ def _fetch_target(plan: _Plan, path: str, tf: Any, disk: Path) -> None:
     raise DownloadError(f"{plan.cfg.name}: {path}: {why}")
 
 
-def _plain(dest: Path, path: str, tf: Any, record: Record) -> bool:
-    """The plain name of a target (hardlink to the hashed name, else copy). True: the
-    existing plain file was hashed. A copy is recorded; a hardlink needs no record."""
+def _plain(dest: Path, path: str, tf: Any, record: Record,
+           hst: os.stat_result | None) -> tuple[bool, bool]:
+    """The plain name of a target (hardlink to the hashed name, else copy); ``hst``: the
+    hashed file's stat if known. Returns (the existing plain file was hashed, the plain
+    name was placed now). A copy is recorded; a hardlink needs no record."""
     sha = tf.hashes["sha256"]
-    hashed = dest / _hashed(path, sha)
-    plain = dest / path
+    base = str(dest)
+    hashed = os.path.join(base, _hashed(path, sha))
+    plain = os.path.join(base, path)
     hashed_now = False
     with contextlib.suppress(OSError):
-        st, hst = plain.stat(), hashed.stat()
+        st = os.stat(plain)
+        if hst is None:
+            hst = os.stat(hashed)
         if (st.st_ino, st.st_dev) == (hst.st_ino, hst.st_dev):
-            return False
+            return False, False
         if record.trusted(path, st, tf.length, sha):
             record.new[path] = record.old[path]
-            return False
+            return False, False
         if stat.S_ISREG(st.st_mode) and st.st_size == tf.length:
             hashed_now = True
-            if hash_file(plain) == (sha, tf.length):
+            if hash_file(Path(plain)) == (sha, tf.length):
                 record.keep(path, st, sha)
-                return True
-    _place(dest, path, hashed, plain, record, sha)
-    return hashed_now
+                return True, False
+    _place(path, Path(hashed), Path(plain), record, sha)
+    return hashed_now, True
 
 
-def _place(dest: Path, path: str, hashed: Path, plain: Path, record: Record,
-           sha: str) -> None:
+def _place(path: str, hashed: Path, plain: Path, record: Record, sha: str) -> None:
     tmp = plain.with_name(f".tmp-{hashlib.sha256(path.encode()).hexdigest()[:16]}")
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()

@@ -85,7 +85,7 @@ class Record:
     """One run's view: the previous record (trusted stamps) and the new one."""
 
     def __init__(self, dest: Path, work: Path, *, use: bool = True) -> None:
-        self.dest, self.path = dest, work / NAME
+        self.base, self.path = str(dest), work / NAME
         self.dev = os.stat(dest).st_dev
         self.old: dict[str, str] = {}
         if use:
@@ -107,7 +107,7 @@ class Record:
         may not.
         """
         with contextlib.suppress(OSError):
-            st = os.stat(self.dest / rel)
+            st = os.stat(os.path.join(self.base, rel))
             if (st.st_size, st.st_mtime_ns, st.st_ino) == \
                     (before.st_size, before.st_mtime_ns, before.st_ino):
                 value = stamp(st, sha)
