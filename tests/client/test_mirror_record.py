@@ -165,3 +165,29 @@ def test_record_round_trips(entries: dict[str, tuple[Any, ...]], dev: int) -> No
     data = mirror_record.render(values, dev)
     assert mirror_record.parse(data, dev) == values
     assert mirror_record.parse(data, dev + 1) is None
+
+
+def test_arbitrary_content_plain_name_copy_recorded_then_rewritten_in_place_is_replaced(
+        make_published: Any, home: Path, tmp_path: Path) -> None:
+    """A plain name that is a copy (not a hardlink) is hashed once, then trusted from
+    the record; changed in place, it is replaced from the verified hashed file."""
+    import shutil
+
+    pub = make_published(projects={"demo-pkg": ["1.0"]})
+    dest = tmp_path / "dest"
+    add_origin(home, str(pub.root), pub)
+    mirror(home, dest)
+    plain = dest / "files" / "demo-pkg" / WHEEL_10
+    good = plain.read_bytes()
+    copy = plain.with_name("copy")
+    shutil.copyfile(plain, copy)
+    os.replace(copy, plain)  # now a copy: another inode than the hashed file
+    # the copy, and the hashed file: unlinking the plain name moved its ctime
+    assert mirror(home, dest)["files_hashed"] == 2
+    assert mirror(home, dest)["files_hashed"] == 0  # the copy recorded with its sha256
+    tamper(plain)
+    got = mirror(home, dest)
+    assert got["files_hashed"] == 1 and plain.read_bytes() == good
+    disk, _ = _wheel_in(dest, pub)
+    assert plain.stat().st_ino == disk.stat().st_ino  # linked again
+    assert mirror(home, dest)["files_hashed"] == 0  # the link's ctime move was recorded
