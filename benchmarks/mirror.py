@@ -54,7 +54,7 @@ def _run(home: Path, dest: Path, label: str) -> dict[str, Any]:
     doc = json.loads(stats.stdout)
     row = {"run": label, "seconds": round(stats.seconds, 2),
            "peak_mib": stats.peak_rss_kib // 1024,
-           **{k: doc[k] for k in ("targets", "files_fetched", "files_present",
+           **{k: doc.get(k) for k in ("targets", "files_fetched", "files_present", "files_hashed",
                                   "metadata_written", "bytes_fetched")}}
     log(json.dumps(row))
     return row

@@ -25,6 +25,9 @@ def register(app: typer.Typer, repo_app: typer.Typer) -> None:
         source: Annotated[str, typer.Argument(help="A configured source.")],
         dest: Annotated[Path, typer.Argument(help="Directory to make or refresh.")],
         as_json: Annotated[bool, typer.Option("--json")] = False,
+        verify: Annotated[bool, typer.Option(
+            "--verify", help="Hash every file DEST holds (ignore the record of files "
+            "verified before).")] = False,
     ) -> None:
         """Make or refresh DEST as a verified copy of SOURCE's repository (servable as
         is, added by others with the publisher's key)."""
@@ -32,7 +35,7 @@ def register(app: typer.Typer, repo_app: typer.Typer) -> None:
 
         progress = _progress if sys.stderr.isatty() and not as_json else None
         res = do_mirror(get_home(), source, dest, now=now(), limits=get_limits(),
-                        progress=progress)
+                        progress=progress, verify=verify)
         if progress is not None:
             sys.stderr.write("\n")
         for f in res.failures:
@@ -44,7 +47,8 @@ def register(app: typer.Typer, repo_app: typer.Typer) -> None:
         say(f"{source}: mirrored to {dest} from {res.mirror} (timestamp {v.get('timestamp')}"
               f", snapshot {v.get('snapshot')}, root {v.get('root')})")
         say(f"  {res.targets} files: {res.files_fetched} fetched, {res.files_present} "
-              f"already present; {res.metadata_written} metadata files written; "
+              f"already present ({res.files_hashed} hashed now); "
+              f"{res.metadata_written} metadata files written; "
               f"{res.bytes_fetched} bytes fetched")
 
     @repo_app.command("import")

@@ -18,6 +18,8 @@ it was verified against the source's keyring:
    hash-prefixed file) and fetched only when missing or wrong: streamed, bounded by its
    signed length, hashed, then renamed into place. Any refusal stops the mirror before
    any metadata is written, naming the file: DEST keeps its old, consistent state.
+   A file whose stat (size, mtime, inode, ctime) equals what an earlier run recorded
+   after verifying it is not hashed again (repotool/client/mirror_record.py).
 4. Plain names (distributions: hardlinks; pages: copies) for plain pip, then the
    versioned metadata, then ``timestamp.json``, each atomically: a kill at any moment
    leaves DEST's previous timestamp naming only files that exist.
@@ -31,6 +33,7 @@ import json
 import os
 import posixpath
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from repotool.client.home import Home, SourceConfig
+from repotool.client.mirror_record import Record, clean_stale
 from repotool.client.mirror_walk import (
     verify_delegated,
     verify_root_chain,
@@ -65,6 +69,7 @@ class MirrorResult:
     targets: int = 0  # target files the repository lists
     files_fetched: int = 0  # of those, fetched now
     files_present: int = 0  # of those, already in DEST with the signed sha256
+    files_hashed: int = 0  # DEST files read and hashed now (not trusted from the record)
     metadata_written: int = 0  # metadata files DEST did not have
     bytes_fetched: int = 0  # everything downloaded, metadata included
     changed: bool = False
@@ -76,9 +81,11 @@ class MirrorResult:
 
 def mirror(
     home: Home, source: str, dest: Path, *, now: datetime, limits: Limits,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, verify: bool = False,
 ) -> MirrorResult:
     """Make or refresh DEST as a verified copy of ``source``'s repository.
+
+    ``verify``: ignore the record of verified files and hash every file DEST holds.
 
     Raises:
         UserError: unknown source, DEST is a publisher's workspace or not a directory.
@@ -103,6 +110,8 @@ def mirror(
     fetcher = Fetcher(limits, home.ca_cert(cfg))
     (dest / WORK).mkdir(parents=True, exist_ok=True)
     with locked(dest / WORK / "lock", f"mirror {str(dest)!r}", wait=False):
+        clean_stale(dest, dest / WORK)
+        record = Record(dest, dest / WORK, use=not verify)
         worst: RepotoolError | None = None
         for url in cfg.urls:
             work = Path(tempfile.mkdtemp(prefix="run-", dir=dest / WORK))
@@ -110,7 +119,7 @@ def mirror(
                 plan = _Plan(cfg, url, dest, work, root_bytes, marks, fetcher, now)
                 plan.verify_metadata()
                 res.mirror, res.versions = url, plan.versions
-                _copy(plan, res, progress)
+                _copy(plan, res, progress, record)
                 res.bytes_fetched = fetcher.bytes_fetched
                 return res
             except _FileRefused:
@@ -267,34 +276,62 @@ def _hashed(path: str, sha: str) -> str:
     return posixpath.join(head, f"{sha}.{base}")
 
 
-def _copy(plan: _Plan, res: MirrorResult, progress: Callable[[int, int], None] | None) -> None:
+def _copy(plan: _Plan, res: MirrorResult, progress: Callable[[int, int], None] | None,
+          record: Record) -> None:
     """Steps 3 and 4: files, plain names, versioned metadata, timestamp last."""
     from concurrent.futures import ThreadPoolExecutor
 
     dest = plan.dest
+    base = str(dest)
     items = sorted(plan.targets.items())
     res.targets = len(items)
     done = 0
+    # stat every hash-prefixed file here (cheap); only those the record does not vouch
+    # for go to the pool, to be hashed or fetched
+    trusted: dict[str, os.stat_result] = {}  # relative path -> stat, from the record
+    pending: list[tuple[str, Any, os.stat_result | None]] = []
+    for path, tf in items:
+        rel = _hashed(path, tf.hashes["sha256"])
+        try:
+            st: os.stat_result | None = os.stat(os.path.join(base, rel))
+        except OSError:
+            st = None
+        if st is not None and record.trusted(rel, st, tf.length, None):
+            trusted[rel] = st
+            res.files_present += 1
+            done += 1
+            if progress is not None:
+                progress(done, len(items))
+        else:
+            pending.append((path, tf, st))
 
-    def one(item: tuple[str, Any]) -> bool:
-        path, tf = item
+    def one(item: tuple[str, Any, os.stat_result | None]) -> tuple[bool, bool,
+                                                                    os.stat_result]:
+        """(fetched, hashed, the stat it was verified with)."""
+        path, tf, st = item
         sha = tf.hashes["sha256"]
         disk = dest / _hashed(path, sha)
-        if disk.is_file() and hash_file(disk) == (sha, tf.length):
-            return False
+        hashed = st is not None and stat.S_ISREG(st.st_mode) and st.st_size == tf.length
+        if st is not None and hashed:
+            with contextlib.suppress(OSError):
+                if hash_file(disk) == (sha, tf.length):
+                    return False, True, st
         _fetch_target(plan, path, tf, disk)
-        return True
+        return True, hashed, os.stat(disk)
 
     refused: list[str] = []
+    checked: dict[str, os.stat_result] = {}  # hashed or fetched now -> stat verified with
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="mirror") as pool:
-        futures = [pool.submit(one, it) for it in items]
-        for fut in futures:
+        futures = [pool.submit(one, it) for it in pending]
+        for (path, tf, _st), fut in zip(pending, futures, strict=True):
             try:
-                fetched = fut.result()
+                fetched, hashed, st = fut.result()
             except _FileRefused as e:
                 refused.append(e.message)
                 continue
+            checked[_hashed(path, tf.hashes["sha256"])] = st
             res.files_fetched += fetched
+            res.files_hashed += hashed
             res.files_present += not fetched
             done += 1
             if progress is not None:
@@ -306,9 +343,23 @@ def _copy(plan: _Plan, res: MirrorResult, progress: Callable[[int, int], None] |
             f"published to {str(dest)!r}, which keeps its previous state",
             "the origin (or a location on the way) serves bytes its own signed metadata "
             "does not vouch for; tell the publisher")
+    relinked: set[str] = set()  # hash-prefixed files linked now: their ctime moved
     for path, tf in items:  # plain names for pip: files exist, pages link to them
         if path.startswith(("files/", "simple/")):
-            _plain(dest, path, tf)
+            rel = _hashed(path, tf.hashes["sha256"])
+            hashed, placed = _plain(dest, path, tf, record,
+                                    trusted.get(rel) or checked.get(rel))
+            res.files_hashed += hashed
+            if placed:
+                relinked.add(rel)
+    for rel, st in trusted.items():
+        if rel in relinked:
+            record.keep(rel, st, None)
+        else:
+            record.new[rel] = record.old[rel]
+    for rel, st in checked.items():
+        record.keep(rel, st, None)
+    record.save()
     os.sync()  # every file durable before the metadata that references them
     meta = dest / "metadata"
     names = [n for n in plan.files if n != "timestamp.json"]
@@ -355,21 +406,45 @@ def _fetch_target(plan: _Plan, path: str, tf: Any, disk: Path) -> None:
     raise DownloadError(f"{plan.cfg.name}: {path}: {why}")
 
 
-def _plain(dest: Path, path: str, tf: Any) -> None:
-    """The plain name of a distribution (hardlink, else copy) or page (copy)."""
+def _plain(dest: Path, path: str, tf: Any, record: Record,
+           hst: os.stat_result | None) -> tuple[bool, bool]:
+    """The plain name of a target (hardlink to the hashed name, else copy); ``hst``: the
+    hashed file's stat if known. Returns (the existing plain file was hashed, the plain
+    name was placed now). A copy is recorded; a hardlink needs no record."""
     sha = tf.hashes["sha256"]
-    hashed = dest / _hashed(path, sha)
-    plain = dest / path
+    base = str(dest)
+    hashed = os.path.join(base, _hashed(path, sha))
+    plain = os.path.join(base, path)
+    hashed_now = False
     with contextlib.suppress(OSError):
-        if plain.stat().st_ino == hashed.stat().st_ino or (
-                plain.stat().st_size == tf.length and hash_file(plain)[0] == sha):
-            return
+        st = os.stat(plain)
+        if hst is None:
+            hst = os.stat(hashed)
+        if (st.st_ino, st.st_dev) == (hst.st_ino, hst.st_dev):
+            return False, False
+        if record.trusted(path, st, tf.length, sha):
+            record.new[path] = record.old[path]
+            return False, False
+        if stat.S_ISREG(st.st_mode) and st.st_size == tf.length:
+            hashed_now = True
+            if hash_file(Path(plain)) == (sha, tf.length):
+                record.keep(path, st, sha)
+                return True, False
+    _place(path, Path(hashed), Path(plain), record, sha)
+    return hashed_now, True
+
+
+def _place(path: str, hashed: Path, plain: Path, record: Record, sha: str) -> None:
     tmp = plain.with_name(f".tmp-{hashlib.sha256(path.encode()).hexdigest()[:16]}")
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
     try:
         os.link(hashed, tmp)
+        linked = True
     except OSError:
         shutil.copyfile(hashed, tmp)
+        linked = False
     os.replace(tmp, plain)
     fsync_dir(plain.parent)
+    if not linked:  # copied from the verified hashed file
+        record.keep(path, plain.stat(), sha)
