@@ -350,6 +350,11 @@ def test_server_serves_fresh_bytes_and_logs(served: RepoServer) -> None:
     head = requests.head(served.url_for("data.bin"), timeout=5)
     assert head.headers["Content-Length"] == "1024" and head.content == b""
     assert requests.get(served.url_for("missing"), timeout=5).status_code == 404
+    # a handler records its request after the response is sent: the client may read
+    # the response first, so give the last handler thread a moment
+    deadline = time.monotonic() + 5
+    while len(served.requests) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert served.requests == ["/hello.txt", "/hello.txt", "/data.bin", "/missing"]
     assert served.count("hello.txt") == 2
     assert [r.status for r in served.log] == [200, 200, 200, 404]
