@@ -218,7 +218,7 @@ def _copy(plan: Plan, res: MirrorResult, progress: Callable[[int, int], None] | 
         if rel in relinked:
             record.keep(rel, st, None)
         else:
-            record.new[rel] = record.old[rel]
+            record.carry(rel)
     for rel, st in checked.items():
         record.keep(rel, st, None)
     record.save()
@@ -285,7 +285,7 @@ def _plain(dest: Path, path: str, tf: Any, record: Record,
         if (st.st_ino, st.st_dev) == (hst.st_ino, hst.st_dev):
             return False, False
         if record.trusted(path, st, tf.length, sha):
-            record.new[path] = record.old[path]
+            record.carry(path)
             return False, False
         if stat.S_ISREG(st.st_mode) and st.st_size == tf.length:
             hashed_now = True

@@ -100,6 +100,10 @@ class Record:
         value = stamp(st, sha)
         return value is not None and self.old.get(rel) == value
 
+    def carry(self, rel: str) -> None:
+        """Keep ``rel``'s stamp from the previous record (it was just found trusted)."""
+        self.new[rel] = self.old[rel]
+
     def keep(self, rel: str, before: os.stat_result, sha: str | None) -> None:
         """Record ``rel``, verified with stat ``before``, if it still looks so now.
 

@@ -4,6 +4,7 @@ hashes only what changed, and a DEST file changed behind the record is still cau
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,13 @@ def make_published(tmp_path: Path) -> Any:
     return small_repos.factory(tmp_path)
 
 
+def _origin(make_published: Any, home: Path, tmp_path: Path) -> tuple[Any, Path]:
+    """A one-wheel origin added as source 'demo', and the (not yet made) DEST."""
+    pub = make_published(projects={"demo-pkg": ["1.0"]})
+    add_origin(home, str(pub.root), pub)
+    return pub, tmp_path / "dest"
+
+
 def _wheel_in(dest: Path, pub: Any) -> tuple[Path, bytes]:
     whl = pub.dist / WHEEL_10
     disk = dest / hashed_name(dist_target_path("demo-pkg", WHEEL_10), sha256_file(whl))
@@ -32,9 +40,7 @@ def _wheel_in(dest: Path, pub: Any) -> tuple[Path, bytes]:
 
 def test_refresh_hashes_only_what_changed_and_verify_hashes_everything(
         make_published: Any, home: Path, tmp_path: Path) -> None:
-    pub = make_published(projects={"demo-pkg": ["1.0"]})
-    dest = tmp_path / "dest"
-    add_origin(home, str(pub.root), pub)
+    pub, dest = _origin(make_published, home, tmp_path)
     cold = mirror(home, dest)
     assert cold["files_fetched"] == cold["targets"] and cold["files_hashed"] == 0
     again = mirror(home, dest)  # every file trusted from the record
@@ -44,8 +50,6 @@ def test_refresh_hashes_only_what_changed_and_verify_hashes_everything(
     refresh = mirror(home, dest)
     assert refresh["files_fetched"] == 5 and refresh["files_hashed"] <= 2
     r = ok("--home", home, "mirror", "demo", dest, "--json", "--verify")
-    import json
-
     full = json.loads(r.stdout)
     assert full["files_hashed"] == full["targets"] == full["files_present"]
     assert mirror(home, dest)["files_hashed"] == 0  # --verify wrote the record again
@@ -56,9 +60,7 @@ def test_refresh_hashes_only_what_changed_and_verify_hashes_everything(
 def test_arbitrary_content_dest_file_rewritten_in_place_is_refetched(
         make_published: Any, home: Path, tmp_path: Path) -> None:
     """Same size, other bytes, written as any writer does (mtime and ctime move)."""
-    pub = make_published(projects={"demo-pkg": ["1.0"]})
-    dest = tmp_path / "dest"
-    add_origin(home, str(pub.root), pub)
+    pub, dest = _origin(make_published, home, tmp_path)
     mirror(home, dest)
     disk, good = _wheel_in(dest, pub)
     tamper(disk)
@@ -72,9 +74,7 @@ def test_arbitrary_content_dest_file_rewritten_in_place_is_refetched(
 def test_arbitrary_content_dest_file_renamed_over_with_mtime_restored_is_refetched(
         make_published: Any, home: Path, tmp_path: Path) -> None:
     """Same size, other bytes, renamed over the verified file, mtime set back."""
-    pub = make_published(projects={"demo-pkg": ["1.0"]})
-    dest = tmp_path / "dest"
-    add_origin(home, str(pub.root), pub)
+    pub, dest = _origin(make_published, home, tmp_path)
     mirror(home, dest)
     disk, good = _wheel_in(dest, pub)
     before = disk.stat()
@@ -98,9 +98,7 @@ def test_arbitrary_content_dest_file_renamed_over_with_mtime_restored_is_refetch
 ], ids=["garbage", "foreign", "truncated", "empty"])
 def test_corrupt_or_foreign_record_means_everything_is_hashed(
         make_published: Any, home: Path, tmp_path: Path, record: bytes) -> None:
-    pub = make_published(projects={"demo-pkg": ["1.0"]})
-    dest = tmp_path / "dest"
-    add_origin(home, str(pub.root), pub)
+    _pub, dest = _origin(make_published, home, tmp_path)
     mirror(home, dest)
     path = dest / ".repotool-mirror" / mirror_record.NAME
     path.write_bytes(record.replace(b"{dev}", str(dest.stat().st_dev).encode()))
@@ -111,9 +109,7 @@ def test_corrupt_or_foreign_record_means_everything_is_hashed(
 
 def test_unreadable_record_is_no_cache(
         make_published: Any, home: Path, tmp_path: Path) -> None:
-    pub = make_published(projects={"demo-pkg": ["1.0"]})
-    dest = tmp_path / "dest"
-    add_origin(home, str(pub.root), pub)
+    _pub, dest = _origin(make_published, home, tmp_path)
     mirror(home, dest)
     path = dest / ".repotool-mirror" / mirror_record.NAME
     path.unlink()
@@ -124,9 +120,7 @@ def test_unreadable_record_is_no_cache(
 
 def test_stale_part_files_and_run_dirs_are_removed(
         make_published: Any, home: Path, tmp_path: Path) -> None:
-    pub = make_published(projects={"demo-pkg": ["1.0"]})
-    dest = tmp_path / "dest"
-    add_origin(home, str(pub.root), pub)
+    _pub, dest = _origin(make_published, home, tmp_path)
     mirror(home, dest)
     part = dest / "files" / "demo-pkg" / ".part-k9"
     part.write_bytes(b"half a wheel")
@@ -173,9 +167,7 @@ def test_arbitrary_content_plain_name_copy_recorded_then_rewritten_in_place_is_r
     the record; changed in place, it is replaced from the verified hashed file."""
     import shutil
 
-    pub = make_published(projects={"demo-pkg": ["1.0"]})
-    dest = tmp_path / "dest"
-    add_origin(home, str(pub.root), pub)
+    pub, dest = _origin(make_published, home, tmp_path)
     mirror(home, dest)
     plain = dest / "files" / "demo-pkg" / WHEEL_10
     good = plain.read_bytes()
