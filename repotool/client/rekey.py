@@ -29,7 +29,7 @@ from repotool.client.state import keyring_state
 from repotool.errors import DownloadError, FormatError, RepotoolError, VerificationError
 from repotool.storage import atomic_write
 from repotool.transport.limits import Limits
-from repotool.trust.root import check_root, read_root_file, repo_name, root_max_length
+from repotool.trust.root import check_root, download_root, read_root_file, repo_name
 
 __all__ = ["rekey"]
 
@@ -84,7 +84,7 @@ def rekey(
 
 
 def _fetch_newest_root(home: Home, cfg: Any, key_ids: list[str], limits: Limits) -> Any:
-    from repotool.transport.fetcher import Fetcher, translate_download_error
+    from repotool.transport.fetcher import Fetcher
 
     fetcher = Fetcher(limits, home.ca_cert(cfg))
     failures: list[str] = []
@@ -92,12 +92,7 @@ def _fetch_newest_root(home: Home, cfg: Any, key_ids: list[str], limits: Limits)
     for url in cfg.urls:
         full = f"{url}metadata/root.json"
         try:
-            try:
-                data = fetcher.download_bytes(full, root_max_length)
-            except Exception as e:
-                err = translate_download_error(e, full)
-                raise err if isinstance(err, RepotoolError) else DownloadError(
-                    f"{full}: {err}") from None
+            data = download_root(fetcher, full)
             return data, check_root(data, full, key_ids)
         except RepotoolError as e:
             failures.append(e.message if e.message.startswith(full) else f"{full}: {e.message}")

@@ -23,10 +23,9 @@ from repotool.storage import atomic_write, fsync_dir
 from repotool.transport.limits import Limits
 from repotool.trust.root import (
     check_root,
+    download_root,
     read_root_file,
     repo_name,
-    root_max_length,
-    short_error,
 )
 
 if TYPE_CHECKING:
@@ -48,18 +47,12 @@ def _first_root(
         VerificationError: every location failed and at least one lied (exit 3).
         DownloadError: every location was unreachable or answered with an error.
     """
-    from repotool.transport.fetcher import translate_download_error
 
     failures: list[tuple[str, RepotoolError]] = []
     for url in cfg.urls:
         full = f"{url}metadata/1.root.json"
         try:
-            try:
-                data = fetcher.download_bytes(full, root_max_length)
-            except Exception as e:
-                err = translate_download_error(e, full)
-                raise err if isinstance(err, RepotoolError) else DownloadError(
-                    f"{full}: {short_error(err)}") from None
+            data = download_root(fetcher, full)
             md = check_root(data, full, key_ids)
         except RepotoolError as e:
             failures.append((full, e))

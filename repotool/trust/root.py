@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from repotool.errors import FormatError, UserError, VerificationError
+from repotool.errors import DownloadError, FormatError, RepotoolError, UserError, VerificationError
 
-__all__ = ["check_root", "parse_root", "read_root_file", "repo_name", "root_max_length",
-           "short_error"]
+__all__ = ["check_root", "download_root", "parse_root", "read_root_file", "repo_name",
+           "root_max_length", "short_error"]
 
 root_max_length = 512 * 1024  # bytes of one root.json
 
@@ -31,6 +31,22 @@ def parse_root(data: bytes, origin: str) -> Any:
 
 def short_error(e: BaseException) -> str:
     return (str(e).splitlines() or [type(e).__name__])[0][:200]
+
+
+def download_root(fetcher: Any, url: str) -> bytes:
+    """The bytes of the root at ``url`` (at most ``root_max_length``), not yet checked.
+
+    Raises:
+        RepotoolError: the download failed, as ``translate_download_error`` words it.
+    """
+    from repotool.transport.fetcher import translate_download_error
+
+    try:
+        return bytes(fetcher.download_bytes(url, root_max_length))
+    except Exception as e:
+        err = translate_download_error(e, url)
+        raise err if isinstance(err, RepotoolError) else DownloadError(
+            f"{url}: {short_error(err)}") from None
 
 
 def check_root(data: bytes, origin: str, key_ids: list[str]) -> Any:
