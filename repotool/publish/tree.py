@@ -162,7 +162,8 @@ class RepositoryTree:
         return doc
 
     def save_pending(self, pending: Pending) -> None:
-        atomic_write(self.work / "pending.json", json.dumps(pending, indent=1).encode())
+        doc = json.dumps(pending, separators=(",", ":"))  # compact: the C encoder
+        atomic_write(self.work / "pending.json", doc.encode())
 
     @staticmethod
     def next_seq(pending: Pending) -> int:

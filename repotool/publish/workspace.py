@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 from tuf.api.metadata import Key, Metadata, Role, Root
 
 from repotool.errors import UserError
-from repotool.format.index import FileEntry, Project, Shard, shard_of
+from repotool.format.index import FileEntry, Shard
 from repotool.format.index2 import IndexLayout
 from repotool.format.layout import REPO_FIELD, dist_target_path, plain_target_path, target_disk_path
-from repotool.publish import dists
+from repotool.publish import adding, dists
 from repotool.publish.tree import (
     DEFAULT_EXPIRY,
     RepositoryTree,
@@ -156,9 +155,9 @@ class Repository(RepositoryTree):
                 files.extend(found)
             else:
                 files.append(p)
-        infos = [dists.inspect(p) for p in files]
-        for info in infos:
-            _check_indexable(info, utc_seconds(now))
+        upload_time = utc_seconds(now)
+        infos = adding.inspect_all(files, upload_time)
+        made: set[Path] = set()  # directories known to exist
         with self.lock():
             pending = self.pending()
             pub = self.published()
@@ -194,14 +193,15 @@ class Repository(RepositoryTree):
                     self.root, dist_target_path(info.project, info.filename), info.sha256
                 )
                 if not dest.exists():
-                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    if dest.parent not in made:
+                        dest.parent.mkdir(parents=True, exist_ok=True)
+                        made.add(dest.parent)
                     tmp = dest.with_name(".tmp-" + dest.name)
-                    shutil.copyfile(path, tmp)
-                    if dists.sha256_file(tmp)[0] != info.sha256:
+                    if adding.copy_hashed(path, tmp) != info.sha256:
                         tmp.unlink()
                         raise UserError(f"{str(path)!r} changed while it was being added")
                     os.replace(tmp, dest)
-                meta = _write_metadata(self.root, info)
+                meta = adding.write_metadata(self.root, info, made)
                 pending["add"].append(
                     {
                         "filename": info.filename,
@@ -212,7 +212,7 @@ class Repository(RepositoryTree):
                         "requires_python": info.requires_python,
                         "requires_dist": list(info.requires_dist),
                         "summary": info.summary,
-                        "upload_time": utc_seconds(now),
+                        "upload_time": upload_time,
                         "seq": seq,
                         **meta,
                     }
@@ -346,39 +346,3 @@ class Repository(RepositoryTree):
             cfg["format"] = 2
             atomic_write(self.work / "config.json", json.dumps(cfg).encode())
         return summary
-
-
-def _write_metadata(root: Path, info: dists.DistInfo) -> dict[str, Any]:
-    """A wheel's METADATA as its own target ``files/P/FILENAME.metadata`` (PEP 658), under
-    its hash-prefixed name; the pending add records its sha256 and size."""
-    if info.metadata is None:
-        return {}
-    import hashlib
-
-    from repotool.format.wheelmeta import METADATA_SUFFIX
-
-    sha = hashlib.sha256(info.metadata).hexdigest()
-    path = dist_target_path(info.project, info.filename + METADATA_SUFFIX)
-    dest = target_disk_path(root, path, sha)
-    if not dest.exists():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(dest, info.metadata, sync_dir=False, fsync=False)  # sign syncs it
-    return {"metadata_sha256": sha, "metadata_size": len(info.metadata)}
-
-
-def _check_indexable(info: dists.DistInfo, upload_time: str) -> None:
-    """Refuse a file whose index entry clients would refuse (e.g. a Requires-Python longer
-    than the shard format allows): one such file would make its whole shard unreadable."""
-    from repotool.errors import FormatError
-
-    entry = FileEntry(info.filename, info.version, info.sha256, info.size, info.requires_python,
-                      info.requires_dist, upload_time, False)
-    sid = shard_of(info.project)
-    shard = Shard(sid, {info.project: Project(info.project, info.summary[:512], [entry])})
-    try:
-        Shard.from_bytes(shard.to_bytes(), sid)
-    except FormatError as e:
-        raise UserError(
-            f"{info.filename!r} cannot be indexed: {e.message}",
-            "its metadata exceeds what the index format allows (docs/format.md)",
-        ) from None
