@@ -12,6 +12,7 @@ from tuf.api.metadata import Targets
 
 from repotool.errors import VerificationError
 from repotool.format.layout import BINS_PREFIX
+from repotool.trust.canonical import FAST_CANONICAL
 
 if TYPE_CHECKING:
     from securesystemslib.signer import Signer
@@ -26,7 +27,7 @@ Signed = tuple[str, "Metadata[Any]", Any, "Root", "Root | None"]
 def _parts(item: Signed) -> list[tuple[str, Any]]:
     """(label, verification result) of one role; root has two: the old and the new."""
     name, md, delegator, root, old_root = item
-    payload = md.signed_bytes
+    payload = FAST_CANONICAL.serialize(md.signed)  # md.signed_bytes, sooner
     if name == "root":
         res = md.signed.get_root_verification_result(old_root, payload, md.signatures)
         labels = ([f"root (old v{old_root.version})", f"root (new v{md.signed.version})"]

@@ -51,6 +51,7 @@ from repotool.publish.tree import (
     metadata_bytes,
 )
 from repotool.storage import atomic_write, fsync_dir
+from repotool.trust.canonical import FAST_CANONICAL
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -352,7 +353,7 @@ class Signing:
                 md.signatures.clear()
             for s in self.signers:
                 if s.public_key.keyid in allowed and s.public_key.keyid not in md.signatures:
-                    md.sign(s, append=True)
+                    md.sign(s, append=True, signed_serializer=FAST_CANONICAL)
                     self._used.add(s.public_key.keyid)
             self._signed.append((name, md, delegator, root, old_root))
 
