@@ -103,6 +103,11 @@ def _workers() -> int:
         return os.cpu_count() or 1
 
 
+def _fork_safe() -> bool:
+    """A forked child gets one thread: with others running, a lock one held stays held."""
+    return threading.active_count() == 1
+
+
 def inspect_all(files: Sequence[Path], upload_time: str) -> list[dists.DistInfo]:
     """``dists.inspect`` and ``check_indexable`` for every file, in order; raises the error
     of the first file at fault, as a sequential pass would.
@@ -111,7 +116,7 @@ def inspect_all(files: Sequence[Path], upload_time: str) -> list[dists.DistInfo]
     core, when forking is safe (this process runs no other thread)."""
     chunks = [list(files[i:i + chunk_files]) for i in range(0, len(files), chunk_files)]
     workers = min(_workers(), len(chunks))
-    if len(files) < parallel_min_files or workers < 2 or threading.active_count() > 1:
+    if len(files) < parallel_min_files or workers < 2 or not _fork_safe():
         results = (r for c in chunks for r in _inspect_chunk((c, upload_time)))
         return _collect(results)
     import multiprocessing
