@@ -87,6 +87,7 @@ def apply_pending(
 
     from packaging.version import Version
 
+    newest: dict[str, Version] = {}  # project -> its newest version, as files are added
     keyed = index_format(pub) >= 2  # metadata keys in entries: format 2 readers only
 
     # in the order the changes were made ("seq"; older pending files: adds, removes, yanks)
@@ -102,7 +103,11 @@ def apply_pending(
             msha, msize = entry.metadata_sha256, entry.metadata_size
             if not keyed:
                 entry = replace(entry, metadata_sha256=None, metadata_size=None)
-            if not proj.files or Version(entry.version) >= max(proj.versions()):
+            v = Version(entry.version)
+            if e["project"] not in newest:  # once per project: a scan per add is quadratic
+                newest[e["project"]] = max(proj.versions(), default=v)
+            if v >= newest[e["project"]]:
+                newest[e["project"]] = v
                 proj.summary = e["summary"][:512]
             proj.files.append(entry)
             path = dist_target_path(e["project"], e["filename"])
@@ -124,6 +129,7 @@ def apply_pending(
                 else:
                     keep.append(f)
             rproj.files = keep
+            newest.pop(e["project"], None)
             touched.add(e["project"])
         else:
             yproj = shard_for(e["project"]).projects.get(e["project"])
