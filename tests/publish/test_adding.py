@@ -141,3 +141,28 @@ def test_copies_are_mode_0644_whatever_the_umask(tmp_path: Path) -> None:
     files = [p for p in (repo.root / "files").rglob("*") if p.is_file()]
     assert len(files) == 2  # the wheel and its .metadata
     assert all(p.stat().st_mode & 0o777 == 0o644 for p in files)
+
+
+def test_summary_follows_the_newest_version_across_adds_and_removes(tmp_path: Path) -> None:
+    from repotool.format.index import Shard
+
+    kp = make_key(tmp_path / "sk", "k")
+    pk = kp.public_key()
+    repo = Repository.init(tmp_path / "r", "solo", RoleKeys([pk], 1, [pk], 1, [pk]), now=NOW)
+    d = tmp_path / "d"
+    build_wheel(d / "a", "demo-pkg", "2.0", summary="two")
+    build_wheel(d / "b", "demo-pkg", "1.0", summary="one")
+    repo.add([d / "a", d / "b"], now=NOW)  # the older one last: the newer's summary stays
+
+    def summary() -> str:
+        pub = repo.published()
+        sh: Shard = repo.load_shard(pub, repo.shard_of(pub, "demo-pkg"))
+        return sh.projects["demo-pkg"].summary
+
+    repo.sign([kp.signer()], now=NOW)
+    assert summary() == "two"
+    repo.remove("demo-pkg", "2.0")
+    build_wheel(d / "c", "demo-pkg", "1.5", summary="one and a half")
+    repo.add([d / "c"], now=NOW)  # newest of what remains, after the removal
+    repo.sign([kp.signer()], now=NOW)
+    assert summary() == "one and a half"
