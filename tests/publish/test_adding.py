@@ -161,8 +161,11 @@ def test_summary_follows_the_newest_version_across_adds_and_removes(tmp_path: Pa
 
     repo.sign([kp.signer()], now=NOW)
     assert summary() == "two"
+    build_wheel(d / "c", "demo-pkg", "3.0", summary="three")
+    build_wheel(d / "e", "demo-pkg", "1.5", summary="one and a half")
+    repo.add([d / "c"], now=NOW)
+    repo.remove("demo-pkg", "3.0")
     repo.remove("demo-pkg", "2.0")
-    build_wheel(d / "c", "demo-pkg", "1.5", summary="one and a half")
-    repo.add([d / "c"], now=NOW)  # newest of what remains, after the removal
+    repo.add([d / "e"], now=NOW)  # newest of what remains, after the removals
     repo.sign([kp.signer()], now=NOW)
     assert summary() == "one and a half"
