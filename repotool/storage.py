@@ -12,7 +12,7 @@ import fcntl
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from repotool.errors import UsageError, UserError
@@ -88,9 +88,11 @@ def fsync_dir(path: Path) -> None:
 
 
 def atomic_write(
-    path: Path, data: bytes, *, mode: int = 0o644, sync_dir: bool = True, fsync: bool = True
+    path: Path, data: bytes | Iterable[bytes], *, mode: int = 0o644, sync_dir: bool = True,
+    fsync: bool = True,
 ) -> None:
-    """Replace ``path`` with ``data`` atomically (temp file, fsync, rename).
+    """Replace ``path`` with ``data`` (bytes, or chunks of them) atomically (temp file,
+    fsync, rename).
 
     ``fsync=False`` is for callers that make many files durable at once with one
     ``os.sync()`` before the write that makes them reachable (``repo sign``), or whose
@@ -100,7 +102,10 @@ def atomic_write(
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix="-" + path.name[:32])
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            if isinstance(data, bytes):
+                f.write(data)
+            else:
+                f.writelines(data)
             f.flush()
             if fsync:
                 os.fsync(f.fileno())

@@ -25,7 +25,7 @@ metadata_max_length = 4 * 1024 * 1024  # bytes of METADATA / PKG-INFO
 chunk_size = 1024 * 1024  # bytes per read when hashing
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DistInfo:
     filename: str
     project: str  # normalized (PEP 503)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,6 +62,18 @@ DEFAULT_EXPIRY = {  # seconds
 _SERIALIZER = JSONSerializer(compact=True)
 
 Pending = dict[str, list[dict[str, Any]]]  # "add" / "remove" / "yank" -> changes
+
+
+def _json_chunks(pending: Pending) -> Iterator[bytes]:
+    """``pending`` as compact JSON, an entry at a time (C-encoded; never all in memory)."""
+    enc = json.JSONEncoder(separators=(",", ":")).encode
+    yield b"{"
+    for i, (kind, entries) in enumerate(pending.items()):
+        yield (b"," if i else b"") + enc(kind).encode() + b":["
+        for j, e in enumerate(entries):
+            yield (b"," if j else b"") + enc(e).encode()
+        yield b"]"
+    yield b"}"
 
 
 def metadata_bytes(md: Metadata[Any]) -> bytes:
@@ -162,8 +175,7 @@ class RepositoryTree:
         return doc
 
     def save_pending(self, pending: Pending) -> None:
-        doc = json.dumps(pending, separators=(",", ":"))  # compact: the C encoder
-        atomic_write(self.work / "pending.json", doc.encode())
+        atomic_write(self.work / "pending.json", _json_chunks(pending))
 
     @staticmethod
     def next_seq(pending: Pending) -> int:

@@ -169,3 +169,14 @@ def test_summary_follows_the_newest_version_across_adds_and_removes(tmp_path: Pa
     repo.add([d / "e"], now=NOW)  # newest of what remains, after the removals
     repo.sign([kp.signer()], now=NOW)
     assert summary() == "one and a half"
+
+
+def test_pending_list_round_trips_through_its_streamed_encoding(tmp_path: Path) -> None:
+    repo = repo_at(tmp_path, "r")
+    doc = {"add": [{"filename": "a\\\"b\u00e9", "seq": 1, "requires_dist": ["x>=1"]},
+                   {"filename": "c", "seq": 2, "size": 10**12, "summary": None}],
+           "remove": [], "yank": [{"project": "p", "version": "1.0", "reason": "\n"}]}
+    repo.save_pending(doc)  # type: ignore[arg-type]
+    assert repo.pending() == doc
+    repo.save_pending({"add": [], "remove": [], "yank": []})
+    assert repo.pending() == {"add": [], "remove": [], "yank": []}
