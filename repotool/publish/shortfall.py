@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from securesystemslib.signer import Signer
     from tuf.api.metadata import Metadata, Root
 
-__all__ = ["Signed", "check_missing", "short_of"]
+__all__ = ["FAST_CANONICAL", "Signed", "check_missing", "short_of"]  # FAST_CANONICAL: signed bytes
 
 # (role name, metadata, delegator (a Targets) or None, root, the previous root)
 Signed = tuple[str, "Metadata[Any]", Any, "Root", "Root | None"]

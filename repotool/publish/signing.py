@@ -41,7 +41,7 @@ from repotool.format.layout import BINS_PREFIX
 from repotool.publish.bins import size_bins
 from repotool.publish.changes import Outputs, apply_pending
 from repotool.publish.delegation import Plan
-from repotool.publish.shortfall import Signed, check_missing, short_of
+from repotool.publish.shortfall import FAST_CANONICAL, Signed, check_missing, short_of
 from repotool.publish.tree import (
     DEFAULT_EXPIRY,
     Published,
@@ -51,7 +51,6 @@ from repotool.publish.tree import (
     metadata_bytes,
 )
 from repotool.storage import atomic_write, fsync_dir
-from repotool.trust.canonical import FAST_CANONICAL
 
 if TYPE_CHECKING:
     from collections.abc import Callable
